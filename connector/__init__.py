@@ -1,0 +1,1 @@
+"""Shopify -> Customer.io purchase-feed connector: the application package."""

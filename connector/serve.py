@@ -1,0 +1,175 @@
+"""`connector serve`: the whole connector as one process tree, for newcomers and demos."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import click
+
+from connector import embedded_redis
+
+DEMO_ENV = {
+    "SHOPIFY_API_KEY": "demo-api-key",
+    "SHOPIFY_API_SECRET": "demo-shopify-secret",
+    "CONNECTOR_SECRET_KEY": "demo-connector-secret-key",
+    "SWEEP_INTERVAL_SECONDS": "5",
+}
+DEMO_SHOP = "demo-shop.myshopify.com"
+DEMO_SITE_ID, DEMO_API_KEY = "demo-site", "demo-track-key"
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+DEMO_SAMPLES = [  # (file, topic): a placed order, its redelivery, a paid/updated echo, checkouts
+    ("orders_create_2026-07.json", "orders/create"),
+    ("orders_create_2026-07.json", "orders/create"),
+    ("orders_create_2026-07.json", "orders/paid"),
+    ("orders_create_guest_email_only.json", "orders/create"),
+    ("orders_create_pos_anonymous.json", "orders/create"),
+    ("orders_create_multicurrency.json", "orders/create"),
+    ("checkouts_create_2026-07.json", "checkouts/create"),
+    ("checkouts_create_anonymous.json", "checkouts/create"),
+    ("checkouts_update_with_email.json", "checkouts/update"),
+]
+
+
+def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
+    env = dict(os.environ)
+    if demo:
+        for key, value in DEMO_ENV.items():
+            env.setdefault(key, value)
+    instance = Path(env.get("CONNECTOR_INSTANCE_DIR", "var")).resolve()
+    env["CONNECTOR_INSTANCE_DIR"] = str(instance)
+    children: list[subprocess.Popen[bytes]] = []
+    sandbox = None
+    if not env.get("REDIS_URL"):
+        redis_process, env["REDIS_URL"] = embedded_redis.start(instance / "redis")
+        children.append(redis_process)
+        click.echo(f"embedded Redis at {env['REDIS_URL']}")
+    if demo:
+        from connector.sandbox import LocalCustomerIO
+
+        sandbox = LocalCustomerIO(credentials={DEMO_SITE_ID: DEMO_API_KEY}, verbose=True).start()
+        env.setdefault("CUSTOMERIO_TRACK_URL", sandbox.url)
+        click.echo(f"local Customer.io stand-in at {sandbox.url}")
+    connector = [sys.executable, "-m", "connector"]
+    try:
+        subprocess.run([*connector, "db", "upgrade"], env=env, check=True)
+        if demo:
+            subprocess.run(
+                [
+                    *connector,
+                    "shops",
+                    "add",
+                    DEMO_SHOP,
+                    "--site-id",
+                    DEMO_SITE_ID,
+                    "--api-key",
+                    DEMO_API_KEY,
+                ],
+                env=env,
+                check=True,
+            )
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--workers",
+                    str(web_workers),
+                    "--bind",
+                    f"{host}:{port}",
+                    "--access-logfile",
+                    "-",
+                    "connector.app:create_app()",
+                ],
+                env=env,
+            )
+        )
+        children.append(subprocess.Popen([*connector, "worker"], env=env))
+        base_url = f"http://{host}:{port}"
+        _wait_until_up(base_url)
+        click.echo(f"connector is up: POST signed webhooks to {base_url}/webhooks/shopify")
+        if demo:
+            _post_samples(base_url, env["SHOPIFY_API_SECRET"])
+            _show_event_states(env)
+        click.echo("Ctrl-C stops everything.")
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        click.echo("a child process stopped; shutting down", err=True)
+    except KeyboardInterrupt:
+        click.echo("\nstopping")
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in reversed(children):
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if sandbox is not None:
+            sandbox.stop()
+
+
+def _wait_until_up(base_url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise click.ClickException(f"the web server did not answer at {base_url}")
+
+
+def _post_samples(base_url: str, secret: str) -> None:
+    from webhooks.verify import sign
+
+    for index, (name, topic) in enumerate(DEMO_SAMPLES):
+        body = (SAMPLES / name).read_bytes()
+        event_id = f"demo-{name}-{topic}" if index != 1 else f"demo-{name}-orders/create"
+        request = urllib.request.Request(
+            f"{base_url}/webhooks/shopify",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Shopify-Topic": topic,
+                "X-Shopify-Shop-Domain": DEMO_SHOP,
+                "X-Shopify-Hmac-Sha256": sign(body, secret),
+                "X-Shopify-Event-Id": event_id,
+                "X-Shopify-Webhook-Id": f"wh-{index}",
+                "X-Shopify-API-Version": "2026-07",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+        click.echo(f"POST {topic:<17} {name:<40} -> {response.status} {answer['status']}")
+        time.sleep(0.3)
+
+
+def _show_event_states(env: dict[str, str], wait_seconds: float = 15) -> None:
+    """Print each event's state once delivery has settled (or the wait is over)."""
+    from connector.config import Settings
+    from connector.runtime import Runtime
+    from connector.views import event_rows
+
+    rt = Runtime(Settings.from_env(env))
+    deadline = time.monotonic() + wait_seconds
+    rows = event_rows(rt.sessions)
+    while time.monotonic() < deadline and any(row["status"] == "pending" for row in rows):
+        time.sleep(0.5)
+        rows = event_rows(rt.sessions)
+    click.echo("\nevents:")
+    for row in rows:
+        click.echo(
+            f"  {row['id']}  {row['name']:<17} {row['reference'] or '':<34} "
+            f"{row['status']:<17} {row['reason'] or ''}"
+        )

@@ -1,0 +1,1 @@
+"""Everything that runs on RQ workers: delivery to Customer.io, replay, housekeeping."""

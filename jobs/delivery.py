@@ -1,0 +1,217 @@
+"""Send due events to Customer.io: identify the person, then track the event, in batches.
+
+Each drain claims a batch of a shop's due events (a lease, so a killed worker's events
+come back), waits for the workspace's shared rate limiter, posts one v2 batch request
+(identify + event per event, in that order), and records every outcome per event.
+Customer.io dedupes on the stable event id, so a resend after an unknown outcome is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector import store
+from connector.crypto import SecretBox
+from connector.db import transaction
+from connector.models import DeliveryAttempt, Event, EventStatus, Shop, ShopStatus, utcnow
+from jobs import retry
+from jobs.customerio import (
+    SendResult,
+    TrackClient,
+    event_op,
+    identifiers_for,
+    identify_op,
+    shared_session,
+    track_base_url,
+)
+from jobs.processing import order_stats
+from jobs.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    batch_size: int
+    lease_seconds: int
+    retry_schedule: tuple[int, ...]
+    track_url_override: str | None
+    http_timeout: float
+
+
+def _seconds(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment else None
+
+
+def build_operations(session: Session, event: Event) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The identify and track operations for one event (what the console shows as sent)."""
+    assert event.person_id is not None
+    person = event.person or {}
+    identifiers = identifiers_for(event.person_id)
+    stats = order_stats(session, event.shop_domain, event.person_id)
+    attributes: dict[str, Any] = {
+        "email": person.get("email"),
+        "first_name": person.get("first_name"),
+        "last_name": person.get("last_name"),
+        "accepts_marketing": person.get("accepts_marketing"),
+        "shopify_customer_id": person.get("customer_id"),
+        "shopify_shop": event.shop_domain,
+        "orders_count": stats["orders_count"],
+        "first_order_at": _seconds(stats["first_order_at"]),
+        "last_order_at": _seconds(stats["last_order_at"]),
+    }
+    attributes = {key: value for key, value in attributes.items() if value is not None}
+    timestamp = int(event.occurred_at.timestamp())
+    identify = identify_op(identifiers, attributes, timestamp)
+    track = event_op(identifiers, event.name, event.id, timestamp, event.properties)
+    return identify, track
+
+
+class Deliverer:
+    """Drains one shop's due events; one instance per job run."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        secrets: SecretBox,
+        limiter: RateLimiter,
+        policy: DeliveryPolicy,
+        client_factory: Callable[..., TrackClient] = TrackClient,
+    ) -> None:
+        self.sessions = sessions
+        self.secrets = secrets
+        self.limiter = limiter
+        self.policy = policy
+        self.client_factory = client_factory
+
+    def drain(self, shop_domain: str) -> int:
+        """Deliver until nothing is due or the workspace needs to back off; return sends."""
+        delivered = 0
+        while True:
+            with transaction(self.sessions) as session:
+                shop = session.get(Shop, shop_domain)
+                if shop is None or shop.status != ShopStatus.ACTIVE or not shop.cio_site_id:
+                    return delivered  # waits: not configured, credentials rejected, uninstalled
+                client = self._client(shop)
+                events = store.claim_due_events(
+                    session, shop_domain, self.policy.batch_size, self.policy.lease_seconds
+                )
+                operations = [build_operations(session, event) for event in events]
+                event_ids = [event.id for event in events]
+            if not event_ids:
+                return delivered
+            keep_going, sent = self._send(client, shop_domain, event_ids, operations)
+            delivered += sent
+            if not keep_going:
+                return delivered
+
+    def _client(self, shop: Shop) -> TrackClient:
+        return self.client_factory(
+            site_id=shop.cio_site_id,
+            api_key=self.secrets.decrypt(shop.cio_api_key_encrypted or ""),
+            base_url=track_base_url(shop.cio_region, self.policy.track_url_override),
+            timeout=self.policy.http_timeout,
+            session=shared_session(),
+        )
+
+    def _send(
+        self,
+        client: TrackClient,
+        shop_domain: str,
+        event_ids: list[str],
+        operations: list[tuple[dict[str, Any], dict[str, Any]]],
+    ) -> tuple[bool, int]:
+        flat = [op for pair in operations for op in pair]
+        self.limiter.acquire(client.site_id, max_wait=self.policy.lease_seconds / 2)
+        result = client.send_batch(flat)
+        if result.outcome == "rejected" and len(event_ids) > 1:
+            # One bad operation spoils a whole v2 request: send each event alone to isolate it.
+            # The leases are still ours while we do.
+            sent = 0
+            for event_id, pair in zip(event_ids, operations, strict=True):
+                keep_going, ok = self._send(client, shop_domain, [event_id], [pair])
+                sent += ok
+                if not keep_going:
+                    return False, sent
+            return True, sent
+        if result.outcome == "retry" and result.status_code == 429:
+            self.limiter.pause(client.site_id, result.retry_after or 1.0)
+        return self._record(shop_domain, event_ids, operations, result)
+
+    def _record(
+        self,
+        shop_domain: str,
+        event_ids: list[str],
+        operations: list[tuple[dict[str, Any], dict[str, Any]]],
+        result: SendResult,
+    ) -> tuple[bool, int]:
+        now = utcnow()
+        failed_events = {index // 2: reason for index, reason in result.failed_ops.items()}
+        sent = 0
+        with transaction(self.sessions) as session:
+            for position, (event_id, (identify, track)) in enumerate(
+                zip(event_ids, operations, strict=True)
+            ):
+                event = session.get(Event, event_id)
+                if event is None:
+                    continue
+                event.attempts += 1
+                event.lease_owner = None
+                event.lease_until = None
+                outcome, reason = result.outcome, result.reason
+                if outcome == "partial":
+                    outcome = "rejected" if position in failed_events else "delivered"
+                    reason = failed_events.get(position, result.reason)
+                if outcome == "delivered":
+                    event.status = EventStatus.DELIVERED
+                    event.delivered_at = now
+                    event.reason = None
+                    event.sent_identify = identify
+                    event.sent_track = track
+                    sent += 1
+                elif outcome == "retry":
+                    event.next_attempt_at = retry.next_attempt_at(
+                        now, event.attempts, self.policy.retry_schedule, result.retry_after
+                    )
+                    if event.next_attempt_at is None:
+                        event.status = EventStatus.FAILED
+                        event.reason = f"gave up after {event.attempts} attempts: {reason}"
+                    else:
+                        event.reason = f"retrying: {reason}"
+                else:
+                    event.status = EventStatus.FAILED
+                    event.reason = reason
+                session.add(
+                    DeliveryAttempt(
+                        event_id=event_id,
+                        attempted_at=now,
+                        outcome=outcome,
+                        status_code=result.status_code,
+                        latency_ms=result.latency_ms,
+                        reason=reason,
+                        excerpt=result.excerpt or None,
+                        batch_size=len(event_ids),
+                    )
+                )
+            if result.outcome == "rejected_credentials":
+                shop = session.get(Shop, shop_domain)
+                if shop is not None:
+                    shop.status = ShopStatus.CREDENTIALS_REJECTED
+                    shop.status_reason = result.reason
+        log.info(
+            "delivery shop=%s events=%d outcome=%s status=%s latency_ms=%.0f",
+            shop_domain,
+            len(event_ids),
+            result.outcome,
+            result.status_code,
+            result.latency_ms,
+        )
+        keep_going = result.outcome in ("delivered", "partial", "rejected")
+        return keep_going, sent

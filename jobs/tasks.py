@@ -1,0 +1,70 @@
+"""RQ job functions: module-level, taking ids and strings, opening their own sessions."""
+
+from __future__ import annotations
+
+import logging
+
+from connector import runtime
+from connector.db import transaction
+from jobs import queue
+from jobs.delivery import Deliverer, DeliveryPolicy
+from jobs.housekeeping import find_work
+from jobs.processing import process_batch
+from jobs.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+def process_inbox(shop_domain: str) -> int:
+    """Map every received webhook of a shop into events, then nudge delivery."""
+    rt = runtime.current()
+    queue.clear_kick(rt.redis, queue.PROCESS, shop_domain)
+    handled = 0
+    # One mapper per shop at a time, so first orders are decided in the shopper's order.
+    with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
+        while True:
+            with transaction(rt.sessions) as session:
+                count = process_batch(session, rt.spec, shop_domain)
+            if not count:
+                break
+            handled += count
+            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
+    return handled
+
+
+def deliverer(rt: runtime.Runtime) -> Deliverer:
+    settings = rt.settings
+    return Deliverer(
+        sessions=rt.sessions,
+        secrets=rt.secrets,
+        limiter=RateLimiter(rt.redis, settings.delivery_rate_per_second),
+        policy=DeliveryPolicy(
+            batch_size=settings.delivery_batch_size,
+            lease_seconds=settings.lease_seconds,
+            retry_schedule=settings.retry_schedule,
+            track_url_override=settings.customerio_track_url,
+            http_timeout=settings.http_timeout_seconds,
+        ),
+    )
+
+
+def deliver_pending(shop_domain: str) -> int:
+    """Deliver a shop's due events to its Customer.io workspace."""
+    rt = runtime.current()
+    queue.clear_kick(rt.redis, queue.DELIVER, shop_domain)
+    return deliverer(rt).drain(shop_domain)
+
+
+def sweep() -> dict[str, int]:
+    """Re-nudge whatever is pending without a live job; expire held checkouts."""
+    rt = runtime.current()
+    work = find_work(rt.sessions, rt.settings.checkout_hold_hours)
+    for shop in work.shops_to_process:
+        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
+    for shop in work.shops_to_deliver:
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+    return {
+        "shops_to_process": len(work.shops_to_process),
+        "shops_to_deliver": len(work.shops_to_deliver),
+        "checkouts_expired": work.checkouts_expired,
+    }

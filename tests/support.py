@@ -1,0 +1,125 @@
+"""Helpers the tests share: settings, signed webhook posts, burst workers, subprocess env."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+from rq import Queue, SimpleWorker
+
+from connector.config import Settings
+from connector.db import transaction
+from connector.models import Shop
+from connector.runtime import Runtime
+from webhooks.verify import sign
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+SHOP = "test-shop.myshopify.com"
+SITE_ID, API_KEY = "site-1", "track-key-1"
+SECRET = "test-shopify-secret"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "shopify_api_key": "test-api-key",
+        "shopify_api_secrets": (SECRET, "previous-shopify-secret"),
+        "secret_key": "test-connector-secret",
+        "delivery_rate_per_second": 50.0,
+        "retry_schedule": (1, 1, 1, 1, 1),
+        "lease_seconds": 30,
+        "http_timeout_seconds": 2.0,
+        "queue_name": "connector-test",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def add_shop(rt: Runtime, domain: str, api_key: str = API_KEY, **fields: Any) -> None:
+    with transaction(rt.sessions) as session:
+        row = session.get(Shop, domain) or Shop(domain=domain)
+        row.cio_site_id = SITE_ID
+        row.cio_api_key_encrypted = rt.secrets.encrypt(api_key)
+        row.cio_region = "us"
+        row.status = "active"
+        for key, value in fields.items():
+            setattr(row, key, value)
+        session.add(row)
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def signed_headers(
+    body: bytes, topic: str, event_id: str, shop: str = SHOP, secret: str = SECRET
+) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Webhook-Id": f"webhook-{event_id}",
+        "X-Shopify-API-Version": "2026-07",
+        "X-Shopify-Triggered-At": "2026-07-14T10:21:40Z",
+    }
+
+
+def post_webhook(
+    client: FlaskClient,
+    topic: str,
+    payload: dict[str, Any] | bytes,
+    event_id: str,
+    shop: str = SHOP,
+) -> Any:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return client.post(
+        "/webhooks/shopify", data=body, headers=signed_headers(body, topic, event_id, shop)
+    )
+
+
+def run_jobs(rt: Runtime) -> None:
+    """Run every queued job in this process, as a burst worker would."""
+    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    SimpleWorker([queue], connection=rt.redis).work(burst=True)
+
+
+def subprocess_env(settings: Settings) -> dict[str, str]:
+    """Environment for a `connector` subprocess using the same settings as the test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "DATABASE_"))}
+    env.update(
+        {
+            "SHOPIFY_API_KEY": settings.shopify_api_key,
+            "SHOPIFY_API_SECRET": settings.shopify_api_secrets[0],
+            "CONNECTOR_SECRET_KEY": settings.secret_key,
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url or "",
+            "CONNECTOR_INSTANCE_DIR": str(settings.instance_dir),
+            "CUSTOMERIO_TRACK_URL": settings.customerio_track_url or "",
+            "DELIVERY_RATE_PER_SECOND": str(settings.delivery_rate_per_second),
+            "DELIVERY_BATCH_SIZE": str(settings.delivery_batch_size),
+            "RETRY_SCHEDULE": ",".join(str(s) for s in settings.retry_schedule),
+            "DELIVERY_LEASE_SECONDS": str(settings.lease_seconds),
+            "HTTP_TIMEOUT_SECONDS": str(settings.http_timeout_seconds),
+            "SWEEP_INTERVAL_SECONDS": "1",
+            "CONNECTOR_QUEUE": settings.queue_name,
+        }
+    )
+    return env
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector", *args],
+        cwd=ROOT,
+        env=subprocess_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

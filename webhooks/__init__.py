@@ -1,0 +1,1 @@
+"""Everything about Shopify's webhooks: verification, mapping, the endpoint."""

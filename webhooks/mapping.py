@@ -1,0 +1,390 @@
+"""Shopify REST webhook payloads -> canonical events, one function per event type.
+
+Pure: stdlib and connector.events only. Parses defensively across API versions (missing
+keys, null or empty customer, absent *_set twins, custom line items without ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from connector.events import CHECKOUT_STARTED, ORDER_PLACED, CanonicalEvent, Person
+
+# Keep in sync with items_schema_version in spec.yaml (a unit test checks they agree).
+ITEMS_SCHEMA_VERSION = 1
+
+EVENT_SOURCES = ("webhook", "backfill", "replay")
+
+_CHANNELS = {
+    "web": "web",
+    "pos": "pos",
+    "iphone": "ios",
+    "android": "android",
+    "shopify_draft_order": "draft",
+}
+
+_CENT = Decimal("0.01")
+_ZERO = Decimal("0")
+
+PRESENTMENT = "presentment_money"
+SHOP = "shop_money"
+
+
+class MappingError(ValueError):
+    """Raised when a payload lacks what the event needs: its stable id, a readable timestamp,
+    readable money amounts.
+
+    `reason` is short and machine-readable; neither it nor the message holds personal data.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def channel_for(source_name: str | None) -> str:
+    """Map Shopify's source_name to the spec's channel (web, pos, ios, android, draft, other)."""
+    if not isinstance(source_name, str):
+        return "other"
+    return _CHANNELS.get(source_name.strip().lower(), "other")
+
+
+def map_order(
+    payload: Mapping[str, Any], *, shop_domain: str, event_source: str = "webhook"
+) -> CanonicalEvent:
+    """Map an orders/* payload to order_placed (without is_first_order: the caller adds it).
+
+    Raises MappingError when the order has no id or its timestamps are missing/unparseable.
+    """
+    _check_source(event_source)
+    order = _require_mapping(payload, "order")
+    if order.get("id") in (None, ""):
+        raise MappingError("order has no id")
+    customer = _customer(order)
+    shop_currency = _text(order.get("currency"))
+    currency = _order_currency(order, shop_currency)
+    # Plain order amounts are the shop's; the shopper's live in the *_set twins.
+    shop = _Amounts(side=SHOP, plain=SHOP)
+    shopper = _Amounts(side=PRESENTMENT, plain=SHOP) if currency != shop_currency else shop
+    items = _items(order.get("line_items"), shopper, shop_domain)
+
+    props: dict[str, Any] = {
+        "order_id": str(order["id"]),
+        "order_number": _integer(order.get("order_number")),
+        "order_name": _text(order.get("name")),
+        "revenue": shopper.number(order, "total_price"),
+        "subtotal": shopper.number(order, "subtotal_price"),
+        "discount": shopper.number_or_zero(order, "total_discounts"),
+        "tax": shopper.number_or_zero(order, "total_tax"),
+        "shipping": shopper.shipping(order),
+        "discount_codes": _discount_codes(order.get("discount_codes")),
+        "currency": currency,
+        "items": items,
+        "item_count": sum(item["quantity"] for item in items),
+        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        "channel": channel_for(order.get("source_name")),
+        "event_source": event_source,
+        "financial_status": _text(order.get("financial_status")),
+        "shipping_country": _country(order),
+        "landing_site": _text(order.get("landing_site")),
+        "referring_site": _text(order.get("referring_site")),
+        "checkout_token": _text(order.get("checkout_token")),
+    }
+    if props["order_name"] is None and props["order_number"] is not None:
+        props["order_name"] = f"#{props['order_number']}"
+    if shop_currency and currency != shop_currency:
+        props["shop_currency"] = shop_currency
+        props["shop_revenue"] = shop.number(order, "total_price")
+        props["shop_subtotal"] = shop.number(order, "subtotal_price")
+        props["shop_discount"] = shop.number_or_zero(order, "total_discounts")
+        props["shop_tax"] = shop.number_or_zero(order, "total_tax")
+        props["shop_shipping"] = shop.shipping(order)
+
+    return CanonicalEvent(
+        name=ORDER_PLACED,
+        shop_domain=shop_domain,
+        natural_key=str(order["id"]),
+        occurred_at=_timestamp(order, ("processed_at", "created_at"), "order"),
+        person=_person(order, customer),
+        properties=_compact(props),
+        is_test=bool(order.get("test")),
+        order_count_hint=_integer(customer.get("orders_count")),
+    )
+
+
+def map_checkout(
+    payload: Mapping[str, Any], *, shop_domain: str, event_source: str = "webhook"
+) -> CanonicalEvent:
+    """Map a checkouts/create|update payload to checkout_started, keyed on the checkout token.
+
+    Raises MappingError when the checkout has no token or its created_at is missing/unparseable.
+    """
+    _check_source(event_source)
+    checkout = _require_mapping(payload, "checkout")
+    token = _text(checkout.get("token"))
+    if token is None:
+        raise MappingError("checkout has no token")
+    customer = _customer(checkout)
+    shop_currency = _text(checkout.get("currency"))
+    currency = _text(checkout.get("presentment_currency")) or shop_currency
+    # Plain checkout amounts are the shopper's; shop amounts exist only in *_set twins.
+    shopper = _Amounts(side=PRESENTMENT, plain=PRESENTMENT)
+    items = _items(checkout.get("line_items"), shopper, shop_domain)
+
+    props: dict[str, Any] = {
+        "checkout_id": token,
+        "cart_value": shopper.number(checkout, "total_price"),
+        "subtotal": shopper.number(checkout, "subtotal_price"),
+        "currency": currency,
+        "items": items,
+        "item_count": sum(item["quantity"] for item in items),
+        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        "recovery_url": _text(checkout.get("abandoned_checkout_url")),
+        "channel": channel_for(checkout.get("source_name")),
+        "event_source": event_source,
+        "shipping_country": _country(checkout),
+        "discount_codes": _discount_codes(checkout.get("discount_codes")),
+    }
+    if shop_currency and currency != shop_currency:
+        props["shop_currency"] = shop_currency
+        props["shop_cart_value"] = _Amounts(side=SHOP, plain=PRESENTMENT).number(
+            checkout, "total_price"
+        )
+
+    return CanonicalEvent(
+        name=CHECKOUT_STARTED,
+        shop_domain=shop_domain,
+        natural_key=token,
+        occurred_at=_timestamp(checkout, ("created_at",), "checkout"),
+        person=_person(checkout, customer),
+        properties=_compact(props),
+        is_test=bool(checkout.get("test")),
+        order_count_hint=_integer(customer.get("orders_count")),
+    )
+
+
+# --- people -------------------------------------------------------------------------------
+
+
+def _customer(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    customer = payload.get("customer")
+    return customer if isinstance(customer, Mapping) else {}
+
+
+def _person(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> Person:
+    customer_id = customer.get("id")
+    return Person(
+        customer_id=str(customer_id) if customer_id not in (None, "") else None,
+        email=_email(payload.get("email"), payload.get("contact_email"), customer.get("email")),
+        first_name=_text(customer.get("first_name")),
+        last_name=_text(customer.get("last_name")),
+        accepts_marketing=_accepts_marketing(payload, customer),
+    )
+
+
+def _email(*candidates: Any) -> str | None:
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip().lower()
+    return None
+
+
+def _accepts_marketing(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> bool | None:
+    if isinstance(payload.get("buyer_accepts_marketing"), bool):
+        return bool(payload["buyer_accepts_marketing"])
+    consent = customer.get("email_marketing_consent")
+    if isinstance(consent, Mapping) and consent.get("state"):
+        return bool(consent["state"] == "subscribed")
+    if isinstance(customer.get("accepts_marketing"), bool):
+        return bool(customer["accepts_marketing"])
+    return None
+
+
+# --- money --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Amounts:
+    """Reads amounts on one side (shopper's or shop's) of Shopify's *_set twins.
+
+    `plain` names the side the plain fields are in (orders: shop, checkouts: shopper); a
+    plain field is only a fallback for that side, so a missing twin never mislabels money.
+    """
+
+    side: str
+    plain: str
+
+    def get(self, payload: Mapping[str, Any], field: str) -> Decimal | None:
+        amount = _set_amount(payload.get(f"{field}_set"), self.side, f"{field}_set")
+        if amount is not None or self.side != self.plain:
+            return amount
+        return _decimal(payload.get(field), field)
+
+    def number(self, payload: Mapping[str, Any], field: str) -> float | None:
+        amount = self.get(payload, field)
+        return _number(amount) if amount is not None else None
+
+    def number_or_zero(self, payload: Mapping[str, Any], field: str) -> float:
+        return _number(self.get(payload, field) or _ZERO)
+
+    def shipping(self, payload: Mapping[str, Any]) -> float:
+        """total_shipping_price_set, else the sum of shipping_lines, else 0."""
+        amount = _set_amount(payload.get("total_shipping_price_set"), self.side)
+        if amount is None:
+            lines = payload.get("shipping_lines")
+            lines = lines if isinstance(lines, list) else []
+            prices = (self.get(line, "price") for line in lines if isinstance(line, Mapping))
+            amount = sum((price for price in prices if price is not None), _ZERO)
+        return _number(amount)
+
+    def line_discount(self, line: Mapping[str, Any]) -> Decimal:
+        """Discounts on one line: its discount_allocations when present, else total_discount."""
+        allocations = line.get("discount_allocations")
+        if isinstance(allocations, list) and allocations:
+            amounts = (self.get(a, "amount") for a in allocations if isinstance(a, Mapping))
+            return sum((amount for amount in amounts if amount is not None), _ZERO)
+        return self.get(line, "total_discount") or _ZERO
+
+
+def _order_currency(order: Mapping[str, Any], shop_currency: str | None) -> str | None:
+    """The shopper's currency, unless the payload has no presentment amounts to go with it."""
+    presentment = _text(order.get("presentment_currency"))
+    if not presentment or presentment == shop_currency:
+        return shop_currency or presentment
+    if _set_amount(order.get("total_price_set"), PRESENTMENT) is None:
+        return shop_currency  # only shop-currency amounts: report them as such
+    return presentment
+
+
+def _set_amount(money_set: Any, side: str, field: str = "amount") -> Decimal | None:
+    if not isinstance(money_set, Mapping) or not isinstance(money_set.get(side), Mapping):
+        return None
+    return _decimal(money_set[side].get("amount"), field)
+
+
+def _decimal(value: Any, field: str) -> Decimal | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise MappingError(f"{field} is not a decimal amount") from exc
+    if not amount.is_finite():
+        raise MappingError(f"{field} is not a decimal amount")
+    return amount
+
+
+def _number(amount: Decimal) -> float:
+    return float(amount.quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+# --- items --------------------------------------------------------------------------------
+
+
+def _items(lines: Any, money: _Amounts, shop_domain: str) -> list[dict[str, Any]]:
+    if not isinstance(lines, list):
+        return []
+    return [_item(line, money, shop_domain) for line in lines if isinstance(line, Mapping)]
+
+
+def _item(line: Mapping[str, Any], money: _Amounts, shop_domain: str) -> dict[str, Any]:
+    """One order or checkout line in the spec's item schema (None fields dropped)."""
+    quantity = _integer(line.get("quantity")) or 0
+    price = money.get(line, "price") or _ZERO
+    line_price = money.get(line, "line_price")  # checkouts only: price x quantity
+    gross = line_price if line_price is not None else price * quantity
+    handle = _text(line.get("handle"))
+    item: dict[str, Any] = {
+        "product_id": _id(line.get("product_id")),
+        "variant_id": _id(line.get("variant_id")),
+        "sku": _text(line.get("sku")),
+        "name": _text(line.get("title")) or _text(line.get("name")) or "",
+        "variant_name": _text(line.get("variant_title")),
+        "vendor": _text(line.get("vendor")),
+        "quantity": quantity,
+        "price": _number(price),
+        "line_total": _number(gross - money.line_discount(line)),
+        "image_url": _url(line.get("image_url")),
+        "product_url": f"https://{shop_domain}/products/{handle}" if handle else None,
+    }
+    return _compact(item)
+
+
+# --- small parsers ------------------------------------------------------------------------
+
+
+def _timestamp(payload: Mapping[str, Any], fields: Iterable[str], what: str) -> datetime:
+    """The first present field as an aware UTC datetime; naive values are taken as UTC."""
+    for field in fields:
+        value = payload.get(field)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise MappingError(f"{what} {field} is not an ISO-8601 timestamp")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise MappingError(f"{what} {field} is not an ISO-8601 timestamp") from exc
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    raise MappingError(f"{what} has no {' or '.join(fields)}")
+
+
+def _require_mapping(payload: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise MappingError(f"{what} payload is not a JSON object")
+    return payload
+
+
+def _check_source(event_source: str) -> None:
+    if event_source not in EVENT_SOURCES:
+        raise ValueError(f"event_source must be one of {', '.join(EVENT_SOURCES)}")
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _id(value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    return str(value)
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _url(value: Any) -> str | None:
+    text = _text(value)
+    return text if text and text.startswith(("http://", "https://")) else None
+
+
+def _country(payload: Mapping[str, Any]) -> str | None:
+    for key in ("shipping_address", "billing_address"):
+        address = payload.get(key)
+        if isinstance(address, Mapping) and _text(address.get("country_code")):
+            return str(address["country_code"]).strip().upper()
+    return None
+
+
+def _discount_codes(codes: Any) -> list[str]:
+    if not isinstance(codes, list):
+        return []
+    return [str(c["code"]) for c in codes if isinstance(c, Mapping) and _text(c.get("code"))]
+
+
+def _compact(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,73 @@
+"""POST /webhooks/shopify: raw body -> verify -> store in the inbox -> nudge -> fast 2xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
+
+from connector import store
+from connector.db import transaction
+from connector.runtime import Runtime
+from jobs import queue
+from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS
+from webhooks.verify import MalformedDeliveryError, WebhookError, read_headers, verify_signature
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("webhooks", __name__)
+
+
+@blueprint.errorhandler(WebhookError)
+def refuse(error: WebhookError) -> ResponseReturnValue:
+    log.info("webhook refused: %s (%s)", error.status, error.reason)
+    return jsonify(error=error.reason), error.status
+
+
+@blueprint.post("/webhooks/shopify")
+def receive() -> ResponseReturnValue:
+    """Accept a Shopify webhook once it is verified and durably stored; 503 if not stored."""
+    rt: Runtime = current_app.extensions["connector"]
+    body = request.get_data(cache=False)  # raw bytes; over MAX_CONTENT_LENGTH raises 413
+    verify_signature(
+        body, request.headers.get("X-Shopify-Hmac-Sha256"), rt.settings.shopify_api_secrets
+    )
+    headers = read_headers(request.headers)
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedDeliveryError("body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise MalformedDeliveryError("body is not a JSON object")
+    if headers.topic not in KNOWN_TOPICS:
+        log.info(
+            "webhook topic %s from %s acknowledged and ignored", headers.topic, headers.shop_domain
+        )
+        return jsonify(status="ignored", reason="topic not handled"), 200
+    key_field = "token" if headers.topic in CHECKOUT_TOPICS else "id"
+    resource_key = payload.get(key_field)
+    try:
+        with transaction(rt.sessions) as session:
+            created = store.record_delivery(
+                session,
+                {
+                    "shop_domain": headers.shop_domain,
+                    "topic": headers.topic,
+                    "shopify_event_id": headers.event_id,
+                    "webhook_id": headers.webhook_id,
+                    "api_version": headers.api_version,
+                    "triggered_at": headers.triggered_at,
+                    "body": body.decode("utf-8"),
+                    "state": "received",
+                    "resource_key": str(resource_key) if resource_key is not None else None,
+                },
+            )
+    except SQLAlchemyError as exc:
+        log.error("webhook not stored (%s): answering 503 so Shopify retries", type(exc).__name__)
+        return jsonify(error="storage unavailable"), 503
+    if not created:
+        return jsonify(status="duplicate"), 200
+    queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
+    return jsonify(status="accepted"), 200
