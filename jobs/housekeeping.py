@@ -25,7 +25,7 @@ def expire_held_checkouts(session: Session, hold_hours: int) -> int:
     cutoff = utcnow() - timedelta(hours=hold_hours)
     result = session.execute(
         update(Event)
-        .where(Event.status == EventStatus.WAITING_IDENTITY, Event.occurred_at < cutoff)
+        .where(Event.status == EventStatus.WAITING_FOR_IDENTITY, Event.occurred_at < cutoff)
         .values(
             status=EventStatus.UNIDENTIFIABLE,
             reason=f"checkout never identified within {hold_hours} h: not sent",

@@ -171,13 +171,13 @@ def _handle_checkout(
                 session,
                 event,
                 row,
-                EventStatus.WAITING_IDENTITY,
+                EventStatus.WAITING_FOR_IDENTITY,
                 "anonymous checkout: held until an email or customer appears",
             )
         else:
             _store_validated(session, spec, event, row)
         return
-    if existing.status == EventStatus.WAITING_IDENTITY and event.person.id is not None:
+    if existing.status == EventStatus.WAITING_FOR_IDENTITY and event.person.id is not None:
         # The same checkout gained an email: the one checkout_started goes to that person,
         # with the checkout's original timestamp.
         violations = validate(spec, CHECKOUT_STARTED, event.properties)

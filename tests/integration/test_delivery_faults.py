@@ -33,9 +33,9 @@ from tests.support import (
 )
 
 
-def post_orders(client: FlaskClient, count: int, prefix: str = "o") -> None:
+def post_orders(client: FlaskClient, count: int, prefix: str = "o", start: int = 0) -> None:
     base = sample("orders_create_2026-07.json")
-    for index in range(count):
+    for index in range(start, start + count):
         order = copy.deepcopy(base)
         order["id"] = 7_000_000 + index
         order["name"] = f"#{5000 + index}"
@@ -106,7 +106,7 @@ def test_bad_credentials_fail_at_once_then_replay_after_the_key_is_fixed(
     assert shop is not None and shop.status == "credentials_rejected"
     assert [(a.outcome, a.status_code) for a in attempts] == [("rejected_credentials", 401)]
 
-    post_orders(client, 1, prefix="second")  # waits instead of burning retries
+    post_orders(client, 1, prefix="second", start=1)  # waits instead of burning retries
     run_jobs(rt)
     assert statuses(rt) == {"failed": 1, "pending": 1}
 
