@@ -36,6 +36,7 @@ class Settings:
     checkout_hold_hours: int = 72
     app_url: str = "http://127.0.0.1:8000"
     queue_name: str = "connector"
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -83,6 +84,7 @@ class Settings:
                 checkout_hold_hours=int(env.get("CHECKOUT_HOLD_HOURS", 72)),
                 app_url=env.get("APP_URL", "http://127.0.0.1:8000"),
                 queue_name=env.get("CONNECTOR_QUEUE", "connector"),
+                log_level=env.get("LOG_LEVEL", "INFO").upper(),
             )
         except ValueError as exc:
             raise ConfigError(f"malformed setting: {exc}") from exc

@@ -21,6 +21,7 @@ DEMO_ENV = {
     "SHOPIFY_API_SECRET": "demo-shopify-secret",
     "CONNECTOR_SECRET_KEY": "demo-connector-secret-key",
     "SWEEP_INTERVAL_SECONDS": "5",
+    "LOG_LEVEL": "WARNING",  # the demo prints what Customer.io receives instead
 }
 DEMO_SHOP = "demo-shop.myshopify.com"
 DEMO_SITE_ID, DEMO_API_KEY = "demo-site", "demo-track-key"
@@ -39,6 +40,7 @@ DEMO_SAMPLES = [  # (file, topic): a placed order, its redelivery, a paid/update
 
 
 def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     env = dict(os.environ)
     if demo:
         for key, value in DEMO_ENV.items():
@@ -75,6 +77,7 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                 env=env,
                 check=True,
             )
+        access_log = ["--log-level", "warning"] if demo else ["--access-logfile", "-"]
         children.append(
             subprocess.Popen(
                 [
@@ -85,8 +88,7 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                     str(web_workers),
                     "--bind",
                     f"{host}:{port}",
-                    "--access-logfile",
-                    "-",
+                    *access_log,
                     "connector.app:create_app()",
                 ],
                 env=env,
@@ -116,6 +118,10 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                 child.kill()
         if sandbox is not None:
             sandbox.stop()
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_until_up(base_url: str, timeout: float = 30) -> None:

@@ -14,31 +14,38 @@ from connector.runtime import Runtime
 
 def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> bool:
     """Run a SimpleWorker: no fork per job, so the HTTP connection pool lives across jobs."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = rt.settings
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     cron = None
     if with_sweep and not burst:
         cron = multiprocessing.get_context("spawn").Process(
             target=run_sweep_scheduler,
-            args=(settings.redis_url, settings.queue_name, settings.sweep_interval_seconds),
+            args=(
+                settings.redis_url,
+                settings.queue_name,
+                settings.sweep_interval_seconds,
+                settings.log_level,
+            ),
             daemon=True,
         )
         cron.start()
     try:
         queue = Queue(settings.queue_name, connection=rt.redis)
         worker = SimpleWorker([queue], connection=rt.redis)
-        return worker.work(burst=burst, with_scheduler=not burst)
+        return worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
     finally:
         if cron is not None:
             cron.terminate()
             cron.join(5)
 
 
-def run_sweep_scheduler(redis_url: str, queue_name: str, interval: int) -> None:
+def run_sweep_scheduler(redis_url: str, queue_name: str, interval: int, log_level: str) -> None:
     """Enqueue `jobs.tasks.sweep` every `interval` seconds (several schedulers are harmless)."""
     from jobs.tasks import sweep
 
-    scheduler = CronScheduler(connection=Redis.from_url(redis_url))
+    scheduler = CronScheduler(connection=Redis.from_url(redis_url), logging_level=log_level)
     scheduler.register(
         sweep, queue_name=queue_name, interval=interval, result_ttl=0, job_timeout=300
     )
