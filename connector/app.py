@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.config import Settings
+from connector.csrf import csrf_token
 from connector.runtime import Runtime
 
 
@@ -26,6 +27,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     from webhooks.routes import blueprint as webhooks_blueprint
 
     app.register_blueprint(webhooks_blueprint)
+    app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
