@@ -124,13 +124,13 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_until_up(base_url: str, timeout: float = 30) -> None:
+def _wait_until_up(base_url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{base_url}/healthz", timeout=1):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out while gunicorn boots
             time.sleep(0.2)
     raise click.ClickException(f"the web server did not answer at {base_url}")
 

@@ -1,0 +1,40 @@
+"""`connector spec check`: a payload file in, the canonical event or the violations out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import ROOT, SAMPLES, sample
+
+
+def spec_check(path: Path, topic: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector", "spec", "check", str(path), "--topic", topic],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_valid_payload_prints_the_canonical_event() -> None:
+    result = spec_check(SAMPLES / "orders_create_2026-07.json", "orders/create")
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert event["name"] == "order_placed"
+    assert event["properties"]["currency"] == "USD"
+
+
+def test_a_payload_that_breaks_the_spec_prints_violations_and_fails(tmp_path: Path) -> None:
+    payload = sample("orders_create_2026-07.json")
+    for key in [k for k in payload if k.endswith("_set")] + ["currency", "presentment_currency"]:
+        payload.pop(key, None)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(payload))
+    result = spec_check(path, "orders/create")
+    assert result.returncode == 1
+    assert "order_placed.currency: missing" in result.stderr.splitlines()
+    assert result.stdout == ""
