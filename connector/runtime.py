@@ -14,6 +14,7 @@ from connector import db
 from connector.config import ConfigError, Settings
 from connector.crypto import SecretBox
 from connector.spec import TrackSpec, load_spec
+from jobs.queue import DebouncedKicker
 
 
 @dataclass
@@ -28,6 +29,11 @@ class Runtime:
         return db.make_engine(self.settings.database_url)
 
     @cached_property
+    def autocommit_engine(self) -> Engine:
+        """The same pool, one statement per transaction: the webhook's single INSERT."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return db.make_sessionmaker(self.engine)
 
@@ -39,6 +45,10 @@ class Runtime:
                 "or point REDIS_URL at a Redis server"
             )
         return Redis.from_url(self.settings.redis_url, socket_timeout=10, health_check_interval=30)
+
+    @cached_property
+    def kicker(self) -> DebouncedKicker:
+        return DebouncedKicker(self.settings.kick_debounce_seconds)
 
     @cached_property
     def secrets(self) -> SecretBox:

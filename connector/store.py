@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Connection, Insert, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,9 +36,20 @@ def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> boo
     return session.execute(statement).first() is not None
 
 
-def record_delivery(session: Session, values: dict[str, Any]) -> bool:
-    """Store one verified webhook in the inbox; False when (shop, topic, event id) is known."""
-    return insert_ignore(session, WebhookDelivery.__table__, values)  # type: ignore[arg-type]
+@cache
+def _inbox_insert(dialect: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = WebhookDelivery.__table__
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)  # type: ignore[attr-defined]
+
+
+def record_delivery(connection: Connection, values: dict[str, Any]) -> bool:
+    """Store one verified webhook in the inbox; False when (shop, topic, event id) is known.
+
+    The webhook's hot path: one prebuilt statement on a plain connection, no ORM session.
+    """
+    statement = _inbox_insert(connection.dialect.name)
+    return connection.execute(statement, values).first() is not None
 
 
 def received_deliveries(

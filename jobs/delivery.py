@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import store
@@ -49,12 +50,14 @@ def _seconds(moment: datetime | None) -> int | None:
     return int(moment.timestamp()) if moment else None
 
 
-def build_operations(session: Session, event: Event) -> tuple[dict[str, Any], dict[str, Any]]:
+NO_ORDERS: dict[str, Any] = {"orders_count": 0, "first_order_at": None, "last_order_at": None}
+
+
+def build_operations(event: Event, stats: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The identify and track operations for one event (what the console shows as sent)."""
     assert event.person_id is not None
     person = event.person or {}
     identifiers = identifiers_for(event.person_id)
-    stats = order_stats(session, event.shop_domain, event.person_id)
     attributes: dict[str, Any] = {
         "email": person.get("email"),
         "first_name": person.get("first_name"),
@@ -103,7 +106,11 @@ class Deliverer:
                 events = store.claim_due_events(
                     session, shop_domain, self.policy.batch_size, self.policy.lease_seconds
                 )
-                operations = [build_operations(session, event) for event in events]
+                stats = order_stats(session, shop_domain, [e.person_id for e in events])
+                operations = [
+                    build_operations(event, stats.get(event.person_id or "", NO_ORDERS))
+                    for event in events
+                ]
                 event_ids = [event.id for event in events]
             if not event_ids:
                 return delivered
@@ -156,10 +163,12 @@ class Deliverer:
         failed_events = {index // 2: reason for index, reason in result.failed_ops.items()}
         sent = 0
         with transaction(self.sessions) as session:
+            loaded = session.scalars(select(Event).where(Event.id.in_(event_ids))).all()
+            by_id = {event.id: event for event in loaded}
             for position, (event_id, (identify, track)) in enumerate(
                 zip(event_ids, operations, strict=True)
             ):
-                event = session.get(Event, event_id)
+                event = by_id.get(event_id)
                 if event is None:
                     continue
                 event.attempts += 1

@@ -4,11 +4,15 @@ The database is the source of truth. A "kick" only tells the workers that a shop
 work: at most one drain job per (stage, shop) waits in the queue at a time, guarded by
 a Redis flag the job clears when it starts. Anything a lost kick leaves behind (Redis
 flushed, a worker killed) is found again by the periodic sweep.
+
+The webhook endpoint kicks through a DebouncedKicker, which saves the Redis round trip
+for bursts of webhooks from one shop (see its docstring for why that loses nothing).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -27,18 +31,29 @@ def flag_key(stage: str, shop_domain: str) -> str:
     return f"connector:kick:{stage}:{shop_domain}"
 
 
-def kick(redis: Redis, queue_name: str, stage: str, shop_domain: str) -> bool:
-    """Make sure a drain job for (stage, shop) is queued; False if Redis is unreachable."""
+def kick(
+    redis: Redis, queue_name: str, stage: str, shop_domain: str, *, force: bool = False
+) -> bool:
+    """Make sure a drain job for (stage, shop) is queued; False if Redis is unreachable.
+
+    `force` (the sweep) enqueues even when the flag says a job is waiting, so a stale flag
+    can never stall a shop; an extra drain finds nothing to do.
+    """
+    flag = flag_key(stage, shop_domain)
     try:
-        if redis.set(flag_key(stage, shop_domain), 1, nx=True, ex=FLAG_TTL_SECONDS):
-            Queue(queue_name, connection=redis).enqueue(
-                _JOB_FUNCTIONS[stage],
-                shop_domain,
-                job_timeout=JOB_TIMEOUT_SECONDS,
-                result_ttl=0,
-                failure_ttl=7 * 24 * 3600,
-                description=f"{stage} {shop_domain}",
-            )
+        if force or redis.set(flag, 1, nx=True, ex=FLAG_TTL_SECONDS):
+            try:
+                Queue(queue_name, connection=redis).enqueue(
+                    _JOB_FUNCTIONS[stage],
+                    shop_domain,
+                    job_timeout=JOB_TIMEOUT_SECONDS,
+                    result_ttl=0,
+                    failure_ttl=7 * 24 * 3600,
+                    description=f"{stage} {shop_domain}",
+                )
+            except RedisError:
+                redis.delete(flag)
+                raise
         return True
     except RedisError as exc:
         log.warning(
@@ -48,6 +63,35 @@ def kick(redis: Redis, queue_name: str, stage: str, shop_domain: str) -> bool:
             type(exc).__name__,
         )
         return False
+
+
+class DebouncedKicker:
+    """Kicks from one web process, skipping repeats within `window` seconds.
+
+    Safe: a kick made at t0 means a drain job starts at t1 >= t0 (ours, or the one whose
+    flag made ours unnecessary), and a drain keeps looking for new rows for
+    `linger_seconds(window)` after it first finds none, so it ends after t0 + window and
+    sees every row committed before then, including those whose kick was skipped.
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._last_kick: dict[tuple[str, str], float] = {}
+
+    def kick(self, redis: Redis, queue_name: str, stage: str, shop_domain: str) -> bool:
+        key = (stage, shop_domain)
+        started = time.monotonic()
+        if self.window > 0 and started - self._last_kick.get(key, -1e9) < self.window:
+            return True
+        kicked = kick(redis, queue_name, stage, shop_domain)
+        if kicked:
+            self._last_kick[key] = started
+        return kicked
+
+
+def linger_seconds(debounce_window: float) -> float:
+    """How long a drain keeps polling after it first finds nothing (> the debounce window)."""
+    return 2.5 * debounce_window if debounce_window > 0 else 0.0
 
 
 def clear_kick(redis: Redis, stage: str, shop_domain: str) -> None:

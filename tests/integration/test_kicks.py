@@ -1,0 +1,69 @@
+"""Nudges: debounced kicks lose no webhook, and the sweep gets past a stale flag."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import redis
+from flask.testing import FlaskClient
+from rq import Queue
+from sqlalchemy import select
+
+from connector.models import WebhookDelivery
+from connector.runtime import Runtime
+from jobs import queue
+from jobs.tasks import process_inbox, sweep
+from tests.support import SHOP, post_webhook, run_jobs, sample
+
+
+def inbox_states(rt: Runtime) -> list[str]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(WebhookDelivery.state).order_by(WebhookDelivery.id)))
+
+
+def order(number: int) -> dict:
+    return {**sample("orders_create_2026-07.json"), "id": 4_000_000 + number}
+
+
+def test_a_skipped_kick_is_covered_by_the_lingering_drain(
+    client: FlaskClient, rt: Runtime, shop: str, redis_conn: redis.Redis
+) -> None:
+    rt.settings = replace(rt.settings, kick_debounce_seconds=0.3)
+    post_webhook(client, "orders/create", order(1), "k-1")  # kicks: a drain job is queued
+    assert redis_conn.exists(queue.flag_key(queue.PROCESS, SHOP))
+
+    drain = threading.Thread(target=process_inbox, args=(SHOP,))  # that job starts
+    drain.start()
+    time.sleep(0.1)
+    post_webhook(client, "orders/create", order(2), "k-2")  # within the window: no kick
+    assert not redis_conn.exists(queue.flag_key(queue.PROCESS, SHOP))
+    drain.join(10)
+
+    assert inbox_states(rt) == ["processed", "processed"]
+
+
+def test_kicks_outside_the_window_queue_a_new_job(
+    client: FlaskClient, rt: Runtime, shop: str, redis_conn: redis.Redis
+) -> None:
+    rt.settings = replace(rt.settings, kick_debounce_seconds=0.5)
+    jobs = Queue(rt.settings.queue_name, connection=redis_conn)
+    post_webhook(client, "orders/create", order(1), "w-1")
+    queue.clear_kick(redis_conn, queue.PROCESS, SHOP)  # as a starting drain would
+    post_webhook(client, "orders/create", order(2), "w-2")
+    assert jobs.count == 1
+    time.sleep(0.55)
+    post_webhook(client, "orders/create", order(3), "w-3")
+    assert jobs.count == 2
+
+
+def test_the_sweep_gets_past_a_stale_flag(
+    client: FlaskClient, rt: Runtime, shop: str, redis_conn: redis.Redis
+) -> None:
+    post_webhook(client, "orders/create", order(1), "s-1")
+    Queue(rt.settings.queue_name, connection=redis_conn).empty()  # the job is lost...
+    assert redis_conn.exists(queue.flag_key(queue.PROCESS, SHOP))  # ...its flag is not
+    assert sweep()["shops_to_process"] == 1
+    run_jobs(rt)
+    assert inbox_states(rt) == ["processed"]
