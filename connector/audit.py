@@ -1,0 +1,159 @@
+"""Replay with a preview and an audit trail: the one code path the console and the CLI share.
+
+A replay is described by a ReplayRequest (chosen event ids, or every event of some statuses
+for a shop and time window). `preview_replay` says what it would do without changing
+anything; `run_replay` re-queues the events under their own ids (jobs.replay), writes one
+ReplayAudit row in the same transaction, and then nudges the delivery workers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.db import transaction
+from connector.models import Event, EventStatus, ReplayAudit
+from connector.runtime import Runtime
+from jobs import queue
+from jobs.replay import REPLAYABLE, ReplayOutcome, find_replayable, replay_events
+from jobs.replay import retry_failed_deliveries as retry_inbox
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """Which events to replay: `event_ids`, or all events in `statuses` matching the filters."""
+
+    event_ids: tuple[str, ...] = ()
+    shop: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    statuses: tuple[str, ...] = REPLAYABLE
+
+    @property
+    def by_filter(self) -> bool:
+        return not self.event_ids
+
+    def describe(self) -> dict[str, Any]:
+        """The filters as stored in the audit log (ids are stored separately)."""
+        if not self.by_filter:
+            return {"event_ids": len(self.event_ids)}
+        return {
+            "shop": self.shop,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "statuses": list(self.statuses),
+        }
+
+
+@dataclass(frozen=True)
+class ReplayPreview:
+    """What a replay would do: how many events go out again, from which shops, what is skipped."""
+
+    replayable: int
+    by_shop: dict[str, int]
+    skipped: dict[str, int]  # status -> count (delivered, pending, ...): left alone
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.replayable + sum(self.skipped.values())
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    audit_id: int | None
+    outcomes: list[ReplayOutcome]
+    missing: list[str]
+
+    def _replayed(self) -> list[ReplayOutcome]:
+        return [o for o in self.outcomes if o.before in REPLAYABLE]
+
+    @property
+    def requeued(self) -> int:
+        return sum(1 for o in self._replayed() if o.after == EventStatus.PENDING)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(1 for o in self._replayed() if o.after == EventStatus.QUARANTINED)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.outcomes) - len(self._replayed())
+
+
+def select_events(session: Session, request: ReplayRequest) -> tuple[list[Event], list[str]]:
+    """The events a request names, and the requested ids that do not exist."""
+    if request.by_filter:
+        events = find_replayable(
+            session,
+            shop=request.shop,
+            since=request.since,
+            until=request.until,
+            statuses=request.statuses,
+        )
+        return events, []
+    ids = list(dict.fromkeys(request.event_ids))
+    events = list(session.scalars(select(Event).where(Event.id.in_(ids))).all())
+    found = {event.id for event in events}
+    return events, [event_id for event_id in ids if event_id not in found]
+
+
+def preview_replay(session: Session, request: ReplayRequest) -> ReplayPreview:
+    """Say what `run_replay` would do now, changing nothing."""
+    events, missing = select_events(session, request)
+    replayable = [event for event in events if event.status in REPLAYABLE]
+    return ReplayPreview(
+        replayable=len(replayable),
+        by_shop=dict(sorted(Counter(event.shop_domain for event in replayable).items())),
+        skipped=dict(Counter(event.status for event in events if event.status not in REPLAYABLE)),
+        missing=missing,
+    )
+
+
+def run_replay(rt: Runtime, request: ReplayRequest, actor: str) -> ReplayResult:
+    """Re-queue the requested events under their own ids, audit it, then nudge the workers.
+
+    Delivered and pending events are left alone, so replaying twice never sends twice.
+    """
+    with transaction(rt.sessions) as session:
+        events, missing = select_events(session, request)
+        outcomes = replay_events(session, rt.spec, events)
+        reprocess = retry_inbox(session, request.shop) if request.by_filter else []
+        audit = _audit_entry(actor, request, outcomes, missing)
+        session.add(audit)
+        session.flush()
+        audit_id = audit.id
+    if rt.settings.redis_url:
+        for shop in sorted({o.shop_domain for o in outcomes if o.after == EventStatus.PENDING}):
+            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+        for shop in reprocess:
+            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
+    return ReplayResult(audit_id, outcomes, missing)
+
+
+def _audit_entry(
+    actor: str, request: ReplayRequest, outcomes: list[ReplayOutcome], missing: list[str]
+) -> ReplayAudit:
+    result = ReplayResult(None, outcomes, missing)
+    return ReplayAudit(
+        actor=actor,
+        filters=request.describe(),
+        event_ids=[o.event_id for o in outcomes if o.before in REPLAYABLE],
+        shops=sorted({o.shop_domain for o in outcomes}),
+        considered=len(outcomes),
+        requeued=result.requeued,
+        quarantined=result.quarantined,
+        skipped=result.skipped,
+        missing=len(missing),
+    )
+
+
+def recent_audits(session: Session, limit: int = 100) -> list[ReplayAudit]:
+    """The latest replays, newest first."""
+    query = select(ReplayAudit).order_by(ReplayAudit.created_at.desc(), ReplayAudit.id.desc())
+    return list(session.scalars(query.limit(limit)).all())

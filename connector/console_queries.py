@@ -1,0 +1,251 @@
+"""Read models for the support console: search, an event's timeline, and the problem lists."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, String, cast, func, literal_column, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from connector.models import (
+    DeliveryAttempt,
+    Event,
+    EventStatus,
+    ReplayAudit,
+    Shop,
+    ShopStatus,
+    WebhookDelivery,
+)
+
+LIST_KINDS = ("failed", "quarantined", "unidentifiable", "waiting")
+WAITING_SHOP_STATES = (ShopStatus.CREDENTIALS_REJECTED, ShopStatus.UNINSTALLED)
+ROW_LIMIT = 200
+SEARCH_LIMIT = 100
+
+
+def search_events(session: Session, text: str, shop: str | None = None) -> list[Event]:
+    """Events matching an order name or number, email, customer id, token, event id or shop.
+
+    A checkout token finds the checkout and the order placed from it. Each kind of match is
+    its own indexed look-up (one OR across them all makes PostgreSQL scan the table).
+    """
+    term, shop = text.strip(), (shop or "").strip().lower() or None
+    if not term and not shop:
+        return []
+    lookups = _lookups(session, term) if term else [select(Event.id)]
+    ids: set[str] = set()
+    for lookup in lookups:
+        if shop:
+            lookup = lookup.where(Event.shop_domain == shop)
+        ids.update(session.scalars(lookup.order_by(Event.occurred_at.desc()).limit(SEARCH_LIMIT)))
+    query = select(Event).where(Event.id.in_(ids)).order_by(Event.occurred_at.desc())
+    return list(session.scalars(query.limit(SEARCH_LIMIT)).all())
+
+
+def _lookups(session: Session, term: str) -> list[Select[tuple[str]]]:
+    names = {term, "#" + term.lstrip("#")} if term.lstrip("#").isdigit() else {term}
+    from_webhooks = select(WebhookDelivery.event_id).where(
+        WebhookDelivery.resource_key == term, WebhookDelivery.event_id.is_not(None)
+    )
+    conditions = [
+        Event.id == term.upper(),
+        Event.reference.in_(sorted(names)),
+        Event.natural_key == term,
+        Event.customer_id == term,
+        Event.email == term.lower(),
+        Event.person_id == term,
+        Event.shop_domain == term.lower(),
+        Event.id.in_(list(session.scalars(from_webhooks.limit(SEARCH_LIMIT)))),
+        checkout_token_of(session) == term,
+    ]
+    return [select(Event.id).where(condition) for condition in conditions]
+
+
+def checkout_token_of(session: Session) -> ColumnElement[Any]:
+    """An order's checkout token, spelled exactly as the ix_events_checkout_token index."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Event.properties.op("->>")(literal_column("'checkout_token'"))
+    return func.json_extract(Event.properties, literal_column("'$.checkout_token'"))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the timeline."""
+
+    title: str
+    when: datetime | None
+    tone: str  # ok, info, warn, bad
+    facts: dict[str, Any] = field(default_factory=dict)
+    body: str | None = None  # pretty-printed JSON or a list of violations
+
+
+@dataclass(frozen=True)
+class Timeline:
+    event: Event
+    steps: list[Step]
+    sent_identify: str | None
+    sent_track: str | None
+
+
+def pretty(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def event_timeline(session: Session, event_id: str) -> Timeline | None:
+    """Webhooks received -> mapped -> queued -> each attempt -> where the event stands now."""
+    event = session.get(Event, event_id)
+    if event is None:
+        return None
+    deliveries = session.scalars(
+        select(WebhookDelivery)
+        .where(
+            or_(
+                WebhookDelivery.event_id == event.id, WebhookDelivery.id == event.source_delivery_id
+            )
+        )
+        .order_by(WebhookDelivery.received_at, WebhookDelivery.id)
+    ).all()
+    attempts = session.scalars(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.event_id == event.id)
+        .order_by(DeliveryAttempt.attempted_at, DeliveryAttempt.id)
+    ).all()
+    steps = [_received(row) for row in deliveries]
+    steps.append(_mapped(event, deliveries))
+    if event.queued_at:
+        steps.append(Step("Queued for delivery", event.queued_at, "info"))
+    steps.extend(_attempt(attempt) for attempt in attempts)
+    steps.extend(_replayed(audit) for audit in _audits_of(session, event.id))
+    steps.sort(key=lambda step: step.when.timestamp() if step.when else 0.0)
+    steps.append(_final(event))
+    return Timeline(event, steps, pretty(event.sent_identify), pretty(event.sent_track))
+
+
+def _received(row: WebhookDelivery) -> Step:
+    tone = {"failed": "bad", "ignored": "warn"}.get(row.state, "ok")
+    facts = {
+        "topic": row.topic,
+        "Shopify event id": row.shopify_event_id,
+        "triggered at": row.triggered_at,
+        "state": row.state,
+        "reason": row.state_reason,
+    }
+    return Step("Webhook received", row.received_at, tone, facts)
+
+
+def _mapped(event: Event, deliveries: Any) -> Step:
+    source = next((row for row in deliveries if row.id == event.source_delivery_id), None)
+    when = (source.processed_at if source else None) or event.created_at
+    if event.violations:
+        return Step("Mapped: breaks the track spec", when, "bad", body="\n".join(event.violations))
+    facts = {"event": event.name, "event id": event.id, "person": event.person_id or "none"}
+    return Step("Mapped to a canonical event", when, "ok", facts, pretty(event.properties))
+
+
+def _attempt(attempt: DeliveryAttempt) -> Step:
+    tone = (
+        "ok" if attempt.outcome == "delivered" else "warn" if attempt.outcome == "retry" else "bad"
+    )
+    facts = {
+        "outcome": attempt.outcome,
+        "HTTP status": attempt.status_code,
+        "latency": f"{attempt.latency_ms:.0f} ms" if attempt.latency_ms is not None else None,
+        "batch size": attempt.batch_size,
+        "reason": attempt.reason,
+    }
+    return Step("Delivery attempt", attempt.attempted_at, tone, facts, attempt.excerpt)
+
+
+def _audits_of(session: Session, event_id: str) -> list[ReplayAudit]:
+    query = select(ReplayAudit).where(cast(ReplayAudit.event_ids, String).contains(event_id))
+    return list(session.scalars(query.order_by(ReplayAudit.id.desc()).limit(20)).all())
+
+
+def _replayed(audit: ReplayAudit) -> Step:
+    return Step("Replayed", audit.created_at, "info", {"by": audit.actor, "audit": f"#{audit.id}"})
+
+
+def _final(event: Event) -> Step:
+    tone = {
+        EventStatus.DELIVERED: "ok",
+        EventStatus.PENDING: "info",
+        EventStatus.WAITING_FOR_IDENTITY: "info",
+    }.get(event.status, "bad")
+    facts = {"status": event.status, "attempts": event.attempts, "reason": event.reason}
+    return Step(f"Now: {event.status.replace('_', ' ')}", event.delivered_at, tone, facts)
+
+
+@dataclass(frozen=True)
+class EventList:
+    kind: str
+    total: int
+    groups: list[tuple[str, int]]
+    events: list[Event]
+
+
+def event_list(
+    session: Session, kind: str, shop: str | None = None, reason: str | None = None
+) -> EventList:
+    """One of LIST_KINDS: the total, the counts per group, and the latest matching events."""
+    where = _list_condition(kind)
+    if shop:
+        where = where & (Event.shop_domain == shop)
+    if reason and kind == "failed":
+        where = where & (Event.reason == reason)
+    total = session.scalar(select(func.count()).select_from(Event).where(where)) or 0
+    rows = select(Event).where(where).order_by(Event.occurred_at.desc()).limit(ROW_LIMIT)
+    return EventList(kind, total, _groups(session, kind, where), list(session.scalars(rows)))
+
+
+def list_counts(session: Session) -> dict[str, int]:
+    """How many events each problem list holds."""
+    count = select(func.count()).select_from(Event)
+    return {kind: session.scalar(count.where(_list_condition(kind))) or 0 for kind in LIST_KINDS}
+
+
+def _list_condition(kind: str) -> ColumnElement[bool]:
+    if kind == "waiting":
+        stuck_shops = select(Shop.domain).where(Shop.status.in_(WAITING_SHOP_STATES))
+        return or_(
+            (Event.status == EventStatus.PENDING) & Event.shop_domain.in_(stuck_shops),
+            Event.status == EventStatus.WAITING_FOR_IDENTITY,
+        )
+    status = {"failed": EventStatus.FAILED, "quarantined": EventStatus.QUARANTINED}.get(
+        kind, EventStatus.UNIDENTIFIABLE
+    )
+    return Event.status == status
+
+
+def _groups(session: Session, kind: str, where: ColumnElement[bool]) -> list[tuple[str, int]]:
+    if kind == "quarantined":
+        rows = session.scalars(select(Event.violations).where(where).limit(20_000))
+        return Counter(v for violations in rows for v in violations or ()).most_common(50)
+    if kind == "waiting":
+        return _waiting_groups(session, where)
+    key = Event.reason if kind == "failed" else Event.shop_domain
+    query = select(key, func.count()).where(where).group_by(key)
+    rows = session.execute(query.order_by(func.count().desc()).limit(50))
+    return [(label or "(no reason)", int(count)) for label, count in rows]
+
+
+def _waiting_groups(session: Session, where: ColumnElement[bool]) -> list[tuple[str, int]]:
+    query = (
+        select(Event.shop_domain, Shop.status, Event.status, func.count())
+        .outerjoin(Shop, Shop.domain == Event.shop_domain)
+        .where(where)
+        .group_by(Event.shop_domain, Shop.status, Event.status)
+        .order_by(func.count().desc())
+    )
+    groups = []
+    for shop, shop_status, status, count in session.execute(query.limit(50)):
+        if status == EventStatus.WAITING_FOR_IDENTITY:
+            why = "anonymous checkout, waiting for an email"
+        else:
+            why = f"shop {str(shop_status).replace('_', ' ')}"
+        groups.append((f"{shop}: {why}", int(count)))
+    return groups
