@@ -41,7 +41,11 @@ def blast(
                 "POST",
                 path,
                 body=body,
-                headers={**headers, "X-Shopify-Event-Id": event_id, "X-Shopify-Webhook-Id": event_id},
+                headers={
+                    **headers,
+                    "X-Shopify-Event-Id": event_id,
+                    "X-Shopify-Webhook-Id": event_id,
+                },
             )
             response = conn.getresponse()
             response.read()

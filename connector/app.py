@@ -24,9 +24,13 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
 
+    from connector.console import blueprint as console_blueprint
+    from connector.install import blueprint as install_blueprint
     from webhooks.routes import blueprint as webhooks_blueprint
 
     app.register_blueprint(webhooks_blueprint)
+    app.register_blueprint(install_blueprint)
+    app.register_blueprint(console_blueprint)
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.errorhandler(RequestEntityTooLarge)

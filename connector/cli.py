@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from connector import console_cli, install_cli
 from connector import runtime as runtime_module
 from connector.config import ConfigError
 from connector.db import transaction, upgrade
@@ -16,6 +19,9 @@ from connector.models import Shop, ShopStatus
 from connector.runtime import Runtime
 from webhooks.topics import ORDER_TOPIC_CHOICES
 from webhooks.verify import SHOP_DOMAIN
+
+if TYPE_CHECKING:
+    from connector.audit import ReplayPreview
 
 
 def _runtime() -> Runtime:
@@ -131,6 +137,7 @@ def spec_check(payload: Path, topic: str, shop: str) -> None:
 @click.option("--since", default=None, help="ISO time: events that happened at or after")
 @click.option("--until", default=None, help="ISO time: events that happened before")
 @click.option("--dry-run", is_flag=True, help="show what would be replayed, change nothing")
+@click.option("--yes", is_flag=True, help="replay --failed without asking for confirmation")
 def replay(
     event_ids: tuple[str, ...],
     failed: bool,
@@ -138,42 +145,56 @@ def replay(
     since: str | None,
     until: str | None,
     dry_run: bool,
+    yes: bool,
 ) -> None:
-    """Queue EVENT_IDS (or all failed events) again, with the same ids."""
-    from connector.models import Event, EventStatus
-    from jobs import queue
-    from jobs.replay import find_replayable, replay_events, retry_failed_deliveries
+    """Queue EVENT_IDS (or all failed events) again, with the same ids; audited.
+
+    Shows first what it will do, then asks for confirmation unless --yes.
+    """
+    from connector.audit import ReplayRequest, preview_replay, run_replay
 
     if not event_ids and not failed:
         raise click.UsageError("give EVENT_IDS or --failed")
+    request = ReplayRequest(
+        event_ids=() if failed else tuple(i.strip().upper() for i in event_ids),
+        shop=shop,
+        since=_parse_when(since),
+        until=_parse_when(until),
+    )
     rt = _runtime()
-    with transaction(rt.sessions) as session:
-        if failed:
-            events = find_replayable(
-                session,
-                shop=shop,
-                since=_parse_when(since),
-                until=_parse_when(until),
-                statuses=(EventStatus.FAILED, EventStatus.QUARANTINED),
-            )
-        else:
-            events = [e for e in (session.get(Event, i) for i in event_ids) if e is not None]
-            missing = set(event_ids) - {e.id for e in events}
-            for event_id in sorted(missing):
-                click.echo(f"{event_id}: no such event", err=True)
-        outcomes = replay_events(session, rt.spec, events, dry_run=dry_run)
-        reprocess = [] if dry_run or not failed else retry_failed_deliveries(session, shop)
-    for outcome in outcomes:
+    with rt.sessions() as session:
+        preview = preview_replay(session, request)
+    _echo_preview(preview)
+    if dry_run or not preview.replayable:
+        return
+    if not yes:
+        click.confirm(f"Replay {preview.replayable} event(s)?", abort=True)
+    result = run_replay(rt, request, actor=f"cli:{_os_user()}")
+    for outcome in result.outcomes:
         click.echo(
             f"{outcome.event_id} {outcome.shop_domain} {outcome.before} -> "
             f"{outcome.after}: {outcome.detail}"
         )
-    click.echo(f"{len(outcomes)} event(s) {'would be ' if dry_run else ''}considered")
-    if not dry_run and rt.settings.redis_url:
-        for shop_domain in sorted({o.shop_domain for o in outcomes if o.after == "pending"}):
-            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
-        for shop_domain in reprocess:
-            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain)
+    click.echo(
+        f"replay #{result.audit_id}: {result.requeued} queued again, "
+        f"{result.quarantined} still break the spec, {result.skipped} left alone"
+    )
+
+
+def _echo_preview(preview: ReplayPreview) -> None:
+    for event_id in preview.missing:
+        click.echo(f"{event_id}: no such event", err=True)
+    shops = ", ".join(f"{shop} ({count})" for shop, count in preview.by_shop.items())
+    click.echo(f"{preview.replayable} event(s) to queue again with the same ids: {shops or '-'}")
+    for status, count in sorted(preview.skipped.items()):
+        click.echo(f"{count} {status} event(s) left alone")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 @main.command()
@@ -214,3 +235,8 @@ def serve(demo: bool, host: str, port: int, web_workers: int) -> None:
     from connector.serve import serve as run_serve
 
     run_serve(demo=demo, host=host, port=port, web_workers=web_workers)
+
+
+main.add_command(console_cli.staff)
+main.add_command(console_cli.events)
+main.add_command(install_cli.history)

@@ -33,8 +33,11 @@ class Settings:
     lease_seconds: int = 120
     retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     sweep_interval_seconds: int = 10
+    kick_debounce_seconds: float = 0.1
     checkout_hold_hours: int = 72
     app_url: str = "http://127.0.0.1:8000"
+    shopify_api_version: str = "2026-07"
+    shopify_admin_base_url: str | None = None  # None: https://{shop}; tests: the fake Shopify
     queue_name: str = "connector"
     log_level: str = "INFO"
 
@@ -81,8 +84,11 @@ class Settings:
                 lease_seconds=int(env.get("DELIVERY_LEASE_SECONDS", 120)),
                 retry_schedule=_parse_schedule(env.get("RETRY_SCHEDULE")),
                 sweep_interval_seconds=int(env.get("SWEEP_INTERVAL_SECONDS", 10)),
+                kick_debounce_seconds=float(env.get("KICK_DEBOUNCE_SECONDS", 0.1)),
                 checkout_hold_hours=int(env.get("CHECKOUT_HOLD_HOURS", 72)),
                 app_url=env.get("APP_URL", "http://127.0.0.1:8000"),
+                shopify_api_version=env.get("SHOPIFY_API_VERSION", "2026-07"),
+                shopify_admin_base_url=env.get("SHOPIFY_ADMIN_BASE_URL") or None,
                 queue_name=env.get("CONNECTOR_QUEUE", "connector"),
                 log_level=env.get("LOG_LEVEL", "INFO").upper(),
             )

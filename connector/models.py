@@ -71,6 +71,16 @@ class Shop(Base):
     cio_region: Mapped[str] = mapped_column(String(8), default="us")
     order_topic: Mapped[str] = mapped_column(String(32), default="orders/create")
     include_test_orders: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Install (connector/install.py): expiring offline token pair, both encrypted at rest.
+    shopify_access_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    shopify_access_expires_at: Mapped[datetime | None]
+    shopify_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    shopify_refresh_expires_at: Mapped[datetime | None]
+    shopify_scopes: Mapped[str | None] = mapped_column(String(512))
+    installed_at: Mapped[datetime | None]
+    uninstalled_at: Mapped[datetime | None]
+    history_cursor: Mapped[str | None] = mapped_column(Text)  # resumes an interrupted import
+    history_imported_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -188,3 +198,62 @@ class CustomerOrder(Base):
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_key: Mapped[str] = mapped_column(String(255))
     ordered_at: Mapped[datetime]
+
+
+class StaffUser(Base):
+    """A support person who may use the console; the password is stored as a Werkzeug hash."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class ReplayAudit(Base):
+    """One replay, from the console or the CLI: who, when, what, and what came of it."""
+
+    __tablename__ = "replay_audits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))  # "staff:<email>" or "cli:<os user>"
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)  # shop, since, until, statuses
+    event_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    shops: Mapped[list[str]] = mapped_column(JSON, default=list)
+    considered: Mapped[int] = mapped_column(Integer, default=0)
+    requeued: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    missing: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Console look-ups: an order id or checkout token without its shop, and per-shop time windows.
+Index("ix_events_natural_key", Event.natural_key)
+Index("ix_events_shop_occurred", Event.shop_domain, Event.occurred_at)
+
+
+class PrivacyExport(Base):
+    """What the connector held about one customer, for a customers/data_request (merchant)."""
+
+    __tablename__ = "privacy_exports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    shop_domain: Mapped[str] = mapped_column(String(255), index=True)
+    data_request_id: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RedactedCustomer(Base):
+    """A customers/redact tombstone: hashed keys, so later webhooks for them are erased too."""
+
+    __tablename__ = "redacted_customers"
+
+    shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    redacted_at: Mapped[datetime] = mapped_column(default=utcnow)

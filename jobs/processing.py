@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -25,28 +26,52 @@ from connector.models import (
     utcnow,
 )
 from connector.spec import TrackSpec, validate
+from jobs import privacy
 from webhooks.mapping import MappingError, map_checkout, map_order
-from webhooks.topics import CHECKOUT_TOPICS, ORDER_PLACING_TOPICS, ORDERS_CANCELLED
+from webhooks.topics import (
+    CHECKOUT_TOPICS,
+    LIFECYCLE_TOPICS,
+    ORDER_PLACING_TOPICS,
+    ORDERS_CANCELLED,
+)
 
 log = logging.getLogger(__name__)
+
+# (shop, customer id) -> Shopify's order count for the customer, None when unknown.
+OrderCountLookup = Callable[[str, str], int | None]
 
 PAID_STATES = {"paid", "partially_paid", "partially_refunded", "refunded"}
 PRIOR_ORDER = "(before the connector)"
 
 
-def process_batch(session: Session, spec: TrackSpec, shop_domain: str, limit: int = 200) -> int:
+def process_batch(
+    session: Session,
+    spec: TrackSpec,
+    shop_domain: str,
+    limit: int = 200,
+    order_count: OrderCountLookup | None = None,
+) -> int:
     """Process up to `limit` received inbox rows of one shop; return how many were handled.
 
     Orders are handled in the order the shopper placed them, so when several orders of a
     new customer wait together, the earliest one becomes the first order.
     """
     rows = store.received_deliveries(session, shop_domain, limit)
+    lifecycle = [row for row in rows if row.topic in LIFECYCLE_TOPICS]
+    if lifecycle:  # uninstall and privacy requests: alone, after what arrived before them
+        earlier = [row for row in rows if row.id < lifecycle[0].id]
+        if not earlier:
+            privacy.handle_lifecycle(session, lifecycle[0])
+            return 1
+        rows = earlier
     shop = session.get(Shop, shop_domain)
     parsed = [(row, json.loads(row.body)) for row in rows]
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
     for row, payload in parsed:
+        if privacy.erase_if_redacted(session, row, payload):
+            continue
         try:
-            _handle(session, spec, shop, row, payload)
+            _handle(session, spec, shop, row, payload, order_count)
         except MappingError as exc:
             _finish(row, InboxState.FAILED, f"cannot map: {exc.reason}")
     return len(rows)
@@ -71,10 +96,15 @@ def _finish(
 
 
 def _handle(
-    session: Session, spec: TrackSpec, shop: Shop | None, row: WebhookDelivery, payload: dict
+    session: Session,
+    spec: TrackSpec,
+    shop: Shop | None,
+    row: WebhookDelivery,
+    payload: dict,
+    order_count: OrderCountLookup | None = None,
 ) -> None:
     if row.topic in ORDER_PLACING_TOPICS:
-        _handle_order(session, spec, shop, row, payload)
+        _handle_order(session, spec, shop, row, payload, order_count)
     elif row.topic == ORDERS_CANCELLED:
         _finish(row, InboxState.PROCESSED, "recorded: order cancelled")
     elif row.topic in CHECKOUT_TOPICS:
@@ -95,7 +125,12 @@ def places_order(topic: str, payload: dict[str, Any], order_topic: str) -> bool:
 
 
 def _handle_order(
-    session: Session, spec: TrackSpec, shop: Shop | None, row: WebhookDelivery, payload: dict
+    session: Session,
+    spec: TrackSpec,
+    shop: Shop | None,
+    row: WebhookDelivery,
+    payload: dict,
+    order_count: OrderCountLookup | None = None,
 ) -> None:
     order_topic = shop.order_topic if shop else "orders/create"
     if payload.get("test") and not (shop and shop.include_test_orders):
@@ -115,7 +150,7 @@ def _handle_order(
             session, event, row, EventStatus.UNIDENTIFIABLE, "no customer id and no email: not sent"
         )
         return
-    first = decide_first_order(session, event, person_key)
+    first = decide_first_order(session, event, person_key, order_count)
     insert = store.insert_ignore
     insert(
         session,
@@ -131,17 +166,26 @@ def _handle_order(
     _store_validated(session, spec, event, row)
 
 
-def decide_first_order(session: Session, event: CanonicalEvent, person_key: str) -> bool:
+def decide_first_order(
+    session: Session,
+    event: CanonicalEvent,
+    person_key: str,
+    order_count: OrderCountLookup | None = None,
+) -> bool:
     """True only for the person's first order; decided once, atomically, in the database.
 
-    The payload's order count decides where the API version still sends one; otherwise
-    the ledger row for (shop, person) does: the first order to claim it wins, and the
-    database's primary key makes two concurrent claims impossible.
+    The payload's order count decides where the API version still sends one; for a
+    customer the ledger does not know, `order_count` (Shopify's Admin API, injected by the
+    worker) stands in for it and raises when Shopify cannot be reached, so the job is
+    retried. Otherwise the ledger row for (shop, person) does: the first order to claim it
+    wins, and the database's primary key makes two concurrent claims impossible.
     """
     key = (event.shop_domain, person_key)
     ledger = session.get(CustomerLedger, key, with_for_update=True)
     if ledger is None:
         hint = event.order_count_hint
+        if hint is None and order_count is not None and event.person.customer_id:
+            hint = order_count(event.shop_domain, event.person.customer_id)
         first_id = PRIOR_ORDER if hint is not None and hint > 1 else event.natural_key
         store.insert_ignore(
             session,
@@ -154,8 +198,7 @@ def decide_first_order(session: Session, event: CanonicalEvent, person_key: str)
                 "decided_at": utcnow(),
             },
         )
-        session.expire_all()
-        ledger = session.get(CustomerLedger, key, populate_existing=True)
+        ledger = session.get(CustomerLedger, key)  # the winner's row, ours or a concurrent one
         assert ledger is not None
     return ledger.first_order_id == event.natural_key
 
@@ -246,7 +289,11 @@ def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
 
     The id, the first-order decision and the ledger stay as they were; returns violations.
     """
-    row = session.get(WebhookDelivery, stored.source_delivery_id)
+    row = (
+        session.get(WebhookDelivery, stored.source_delivery_id)
+        if stored.source_delivery_id is not None
+        else None
+    )
     if row is None:
         return validate(spec, stored.name, stored.properties)
     payload = json.loads(row.body)
@@ -260,11 +307,24 @@ def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
     return validate(spec, stored.name, stored.properties)
 
 
-def order_stats(session: Session, shop_domain: str, person_key: str) -> dict[str, Any]:
-    """The connector's own order count and first/last order dates for a person."""
-    count, first, last = session.execute(
+def order_stats(
+    session: Session, shop_domain: str, person_keys: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The connector's own order count and first/last order dates, per person, in one query."""
+    rows = session.execute(
         select(
-            func.count(), func.min(CustomerOrder.ordered_at), func.max(CustomerOrder.ordered_at)
-        ).where(CustomerOrder.shop_domain == shop_domain, CustomerOrder.person_key == person_key)
-    ).one()
-    return {"orders_count": count, "first_order_at": first, "last_order_at": last}
+            CustomerOrder.person_key,
+            func.count(),
+            func.min(CustomerOrder.ordered_at),
+            func.max(CustomerOrder.ordered_at),
+        )
+        .where(
+            CustomerOrder.shop_domain == shop_domain,
+            CustomerOrder.person_key.in_(set(person_keys)),
+        )
+        .group_by(CustomerOrder.person_key)
+    ).all()
+    return {
+        key: {"orders_count": count, "first_order_at": first, "last_order_at": last}
+        for key, count, first, last in rows
+    }

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from connector import runtime
 from connector.db import transaction
-from jobs import queue
+from jobs import history, queue
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work
 from jobs.processing import process_batch
@@ -20,15 +21,23 @@ def process_inbox(shop_domain: str) -> int:
     rt = runtime.current()
     queue.clear_kick(rt.redis, queue.PROCESS, shop_domain)
     handled = 0
+    lookup = history.order_count_lookup(rt)  # asks Shopify about customers the ledger lacks
     # One mapper per shop at a time, so first orders are decided in the shopper's order.
     with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
+        linger = queue.linger_seconds(rt.settings.kick_debounce_seconds)
+        idle_since: float | None = None
         while True:
             with transaction(rt.sessions) as session:
-                count = process_batch(session, rt.spec, shop_domain)
-            if not count:
+                count = process_batch(session, rt.spec, shop_domain, order_count=lookup)
+            if count:
+                handled += count
+                idle_since = None
+                queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
+                continue
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= linger:
                 break
-            handled += count
-            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
+            time.sleep(min(0.05, linger))
     return handled
 
 
@@ -60,11 +69,16 @@ def sweep() -> dict[str, int]:
     rt = runtime.current()
     work = find_work(rt.sessions, rt.settings.checkout_hold_hours)
     for shop in work.shops_to_process:
-        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop, force=True)
     for shop in work.shops_to_deliver:
-        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop, force=True)
     return {
         "shops_to_process": len(work.shops_to_process),
         "shops_to_deliver": len(work.shops_to_deliver),
         "checkouts_expired": work.checkouts_expired,
     }
+
+
+def import_history(shop_domain: str) -> int:
+    """Seed the first-order ledger from the shop's order history (queued on install)."""
+    return history.import_history(runtime.current(), shop_domain)

@@ -15,19 +15,13 @@ from connector import embedded_redis, runtime
 from connector.app import create_app
 from connector.config import Settings
 from connector.db import upgrade
+from connector.models import Base
 from connector.runtime import Runtime
 from connector.sandbox import LocalCustomerIO
 from tests.support import API_KEY, SHOP, SITE_ID, add_shop, make_settings
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = (
-    "delivery_attempts",
-    "events",
-    "webhook_deliveries",
-    "customer_ledger",
-    "customer_orders",
-    "shops",
-)
+TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
 
 def _reachable(url: str) -> bool:
@@ -62,7 +56,9 @@ def postgres_ready() -> bool:
     try:
         engine = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
         with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS " + ", ".join(TABLES) + ", alembic_version"))
+            conn.execute(
+                text("DROP TABLE IF EXISTS " + ", ".join(TABLES) + ", alembic_version CASCADE")
+            )
         upgrade(engine)
         engine.dispose()
         return True

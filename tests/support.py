@@ -35,6 +35,7 @@ def make_settings(**overrides: Any) -> Settings:
         "lease_seconds": 30,
         "http_timeout_seconds": 2.0,
         "queue_name": "connector-test",
+        "kick_debounce_seconds": 0.0,  # tests run jobs in bursts; test_kicks.py covers it
     }
     values.update(overrides)
     return Settings(**values)
@@ -109,6 +110,7 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
             "HTTP_TIMEOUT_SECONDS": str(settings.http_timeout_seconds),
             "SWEEP_INTERVAL_SECONDS": "1",
             "CONNECTOR_QUEUE": settings.queue_name,
+            "KICK_DEBOUNCE_SECONDS": str(settings.kick_debounce_seconds),
         }
     )
     return env
@@ -123,3 +125,78 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+# -- support console -------------------------------------------------------------------------
+
+STAFF_EMAIL, STAFF_PASSWORD = "support@example.com", "correct horse battery"
+
+
+def add_staff_account(rt: Runtime, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD) -> str:
+    """A console account on a clean slate (the suite's TRUNCATE leaves the console tables)."""
+    from sqlalchemy import delete
+
+    from connector.models import ReplayAudit, StaffUser
+    from connector.staff import add_staff
+
+    with transaction(rt.sessions) as session:
+        session.execute(delete(ReplayAudit))
+        session.execute(delete(StaffUser))
+        add_staff(session, email, password)
+    return email
+
+
+def console_csrf(client: FlaskClient) -> str:
+    """The session's CSRF token (created by rendering any console form)."""
+    client.get("/console/login")
+    with client.session_transaction() as session:
+        return str(session["_csrf_token"])
+
+
+def console_login(
+    client: FlaskClient, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD
+) -> Any:
+    data = {"email": email, "password": password, "csrf_token": console_csrf(client)}
+    return client.post("/console/login", data=data)
+
+
+def console_order(index: int = 0) -> dict[str, Any]:
+    """A sample order: #1042 + index, customer 77000 + index, checkout token-<index>."""
+    payload = sample("orders_create_2026-07.json")
+    payload.update(
+        id=9_100_000 + index,
+        name=f"#{1042 + index}",
+        order_number=1042 + index,
+        email=f"jane{index}@example.com",
+        checkout_token=f"token-{index}",
+    )
+    payload["customer"] = {**payload["customer"], "id": 77_000 + index}
+    return payload
+
+
+def failed_order_event(client: FlaskClient, rt: Runtime, index: int = 0) -> str:
+    """An order whose delivery failed on a wrong API key; the key is fixed afterwards."""
+    from connector.events import ORDER_PLACED, stable_event_id
+    from connector.models import Event
+
+    add_shop(rt, SHOP, api_key="wrong-key")
+    response = post_webhook(client, "orders/create", console_order(index), f"evt-{index}")
+    assert response.status_code == 200
+    run_jobs(rt)
+    add_shop(rt, SHOP)  # the right key again, and the shop active again
+    event_id = stable_event_id(SHOP, ORDER_PLACED, str(9_100_000 + index))
+    with rt.sessions() as session:
+        event = session.get(Event, event_id)
+        assert event is not None and event.status == "failed", event and event.status
+    return event_id
+
+
+def max_requests_per_second(times: list[float]) -> int:
+    """The most requests seen in any one-second window."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

@@ -10,10 +10,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector import store
-from connector.db import transaction
 from connector.runtime import Runtime
 from jobs import queue
-from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS
+from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS, PRIVACY_TOPICS
 from webhooks.verify import MalformedDeliveryError, WebhookError, read_headers, verify_signature
 
 log = logging.getLogger(__name__)
@@ -48,10 +47,15 @@ def receive() -> ResponseReturnValue:
         return jsonify(status="ignored", reason="topic not handled"), 200
     key_field = "token" if headers.topic in CHECKOUT_TOPICS else "id"
     resource_key = payload.get(key_field)
+    if headers.topic in PRIVACY_TOPICS:  # no id/token: the customer's id, or the shop's
+        customer = payload.get("customer")
+        resource_key = (customer.get("id") if isinstance(customer, dict) else None) or payload.get(
+            "shop_id"
+        )
     try:
-        with transaction(rt.sessions) as session:
+        with rt.autocommit_engine.connect() as connection:  # one statement, one round trip
             created = store.record_delivery(
-                session,
+                connection,
                 {
                     "shop_domain": headers.shop_domain,
                     "topic": headers.topic,
@@ -69,5 +73,5 @@ def receive() -> ResponseReturnValue:
         return jsonify(error="storage unavailable"), 503
     if not created:
         return jsonify(status="duplicate"), 200
-    queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
+    rt.kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
     return jsonify(status="accepted"), 200

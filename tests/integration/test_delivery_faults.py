@@ -114,7 +114,7 @@ def test_bad_credentials_fail_at_once_then_replay_after_the_key_is_fixed(
         rt.settings, "shops", "add", SHOP, "--site-id", "site-1", "--api-key", "track-key-1"
     )
     assert fixed.returncode == 0, fixed.stderr
-    replayed = run_cli(rt.settings, "replay", event.id)
+    replayed = run_cli(rt.settings, "replay", event.id, "--yes")
     assert replayed.returncode == 0, replayed.stderr
     assert "failed -> pending" in replayed.stdout
     run_jobs(rt)

@@ -1,0 +1,89 @@
+"""Post many distinct signed orders from a few threads, flat out or paced."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from payloads import base_order, body_of, headers_for, order_variant
+
+PATH = "/webhooks/shopify"
+Request = tuple[bytes, dict[str, str]]
+
+
+@dataclass
+class PostStats:
+    sent: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: int = 0
+    seconds: float = 0.0
+    max_lag: float = 0.0  # paced runs: how late the latest request left
+
+    @property
+    def non200(self) -> int:
+        return self.sent - self.statuses[200]
+
+    @property
+    def per_second(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+def distinct_orders(count: int, tag: int) -> list[Request]:
+    """`count` distinct signed orders/create bodies (with their headers) of ~10 KB each."""
+    base = base_order()
+    requests = []
+    for index in range(count):
+        body = body_of(order_variant(base, index, tag))
+        requests.append((body, headers_for(body, event_id=f"order-{tag}-{index}")))
+    return requests
+
+
+class _Connections(threading.local):
+    conn: http.client.HTTPConnection | None = None
+
+
+def post_all(
+    port: int, requests: list[Request], *, threads: int = 8, rate: float | None = None
+) -> PostStats:
+    """Send every request; with `rate`, request i leaves at start + i / rate."""
+    stats, lock, local = PostStats(), threading.Lock(), _Connections()
+    started = time.monotonic()
+
+    def send(index: int) -> None:
+        if rate:
+            lag = time.monotonic() - (started + index / rate)
+            if lag < 0:
+                time.sleep(-lag)
+            with lock:
+                stats.max_lag = max(stats.max_lag, lag)
+        status = _post(local, port, *requests[index])
+        with lock:
+            stats.sent += 1
+            if status is None:
+                stats.errors += 1
+            else:
+                stats.statuses[status] += 1
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(send, range(len(requests))))
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
+def _post(local: _Connections, port: int, body: bytes, headers: dict[str, str]) -> int | None:
+    for _attempt in range(2):  # once more on a fresh connection if the server closed it
+        if local.conn is None:
+            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            local.conn.request("POST", PATH, body=body, headers=headers)
+            response = local.conn.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            local.conn.close()
+            local.conn = None
+    return None

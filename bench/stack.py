@@ -1,0 +1,161 @@
+"""A throwaway connector instance: its own database (SQLite file or PostgreSQL schema),
+Redis db, queue name, migrations applied and the bench shop registered."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from connector.db import make_engine
+from connector.models import Event, InboxState, WebhookDelivery
+from redis import Redis
+from sqlalchemy import Engine, func, select
+
+from payloads import SECRET, SHOP
+from procs import connector_env, run_cli
+
+SITE_ID, TRACK_KEY = "bench-site", "bench-track-key"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@dataclass
+class Instance:
+    label: str
+    database_url: str
+    env: dict[str, str]
+    redis: Redis
+    pg_schema: tuple[str, str] | None = None  # (admin url, schema) to drop afterwards
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.database_url)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        if self.pg_schema is not None:
+            drop_pg_schema(*self.pg_schema)
+        self.redis.flushdb()
+        self.redis.close()
+
+
+def pg_reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(_libpq(url), connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def pg_version(url: str) -> str:
+    with psycopg.connect(_libpq(url), connect_timeout=2) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def _libpq(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return "postgresql" + sep + rest if scheme.startswith("postgres") else url
+
+
+def create_pg_schema(url: str) -> tuple[str, str]:
+    """A fresh schema in `url`'s database; return (url using it by default, schema name)."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options={quote(f'-csearch_path={schema}')}", schema
+
+
+def drop_pg_schema(url: str, schema: str) -> None:
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def create_instance(
+    label: str,
+    workdir: Path,
+    *,
+    pg_url: str | None = None,
+    redis_url: str = DEFAULT_REDIS_URL,
+    track_url: str = "",
+    batch_size: int = 50,
+    rate: float = 100.0,
+) -> Instance:
+    """Migrate a fresh database and register the shop; `pg_url` None means SQLite."""
+    instance_dir = workdir / label
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    pg_schema = None
+    if pg_url:
+        database_url, schema = create_pg_schema(pg_url)
+        pg_schema = (pg_url, schema)
+    else:
+        database_url = f"sqlite:///{instance_dir / 'connector.db'}"
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()  # the bench's own Redis db: no stale kick flags, jobs or rate-limit state
+    env = connector_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        instance_dir=instance_dir,
+        queue=f"bench-{label}-{uuid.uuid4().hex[:6]}",
+        secret=SECRET,
+        track_url=track_url,
+        rate=rate,
+        batch_size=batch_size,
+    )
+    instance = Instance(label, database_url, env, redis, pg_schema)
+    try:
+        run_cli(env, "db", "upgrade")
+        run_cli(env, "shops", "add", SHOP, "--site-id", SITE_ID, "--api-key", TRACK_KEY)
+    except BaseException:
+        instance.close()
+        raise
+    return instance
+
+
+# -- what the database says ------------------------------------------------------------------
+
+
+def inbox_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one())
+
+
+def unprocessed_count(engine: Engine) -> int:
+    query = select(func.count()).where(WebhookDelivery.state == InboxState.RECEIVED)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def event_statuses(engine: Engine) -> Counter[str]:
+    query = select(Event.status, func.count()).group_by(Event.status)
+    with engine.connect() as conn:
+        return Counter({status: int(n) for status, n in conn.execute(query)})
+
+
+def delivery_latencies(engine: Engine) -> list[float]:
+    """Seconds from the inbox row's received_at to the event's delivered_at, per event."""
+    query = (
+        select(WebhookDelivery.received_at, Event.delivered_at)
+        .join(Event, Event.source_delivery_id == WebhookDelivery.id)
+        .where(Event.delivered_at.is_not(None))
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [(delivered - received).total_seconds() for received, delivered in rows]
+
+
+def delivered_span(engine: Engine) -> tuple[datetime | None, datetime | None]:
+    query = select(func.min(Event.delivered_at), func.max(Event.delivered_at))
+    with engine.connect() as conn:
+        first, last = conn.execute(query).one()
+    return first, last

@@ -1,0 +1,218 @@
+"""Order history from the Admin API: seed the first-order ledger, look up unknown customers,
+and backfill historical order_placed events.
+
+The import reads orders oldest first, a page per transaction, and stores the page's end
+cursor on the shop, so an interrupted import resumes where it stopped. Backfilled events
+get the same stable ids as webhook ones, so running it twice (or after the webhook) sends
+each order once; orders of the last `skip_recent_hours` are left to the live webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from connector import store
+from connector.db import transaction
+from connector.events import ORDER_PLACED
+from connector.models import CustomerLedger, CustomerOrder, Event, EventStatus, Shop, utcnow
+from connector.runtime import Runtime
+from connector.shopify_admin import (
+    AdminClient,
+    ShopifyAuthError,
+    client_for,
+)
+from connector.spec import validate
+from jobs.processing import OrderCountLookup, _apply, _set_validation_status, decide_first_order
+from webhooks.mapping import MappingError, map_order
+
+log = logging.getLogger(__name__)
+
+
+def order_count_lookup(rt: Runtime) -> OrderCountLookup:
+    """(shop, customer id) -> Shopify's order count, or None when the shop has no token.
+
+    Raises ShopifyUnavailableError when Shopify cannot be reached, so the processing job
+    fails and the inbox rows are retried rather than guessed; a refused token (the app is
+    being uninstalled) falls back to the ledger.
+    """
+
+    def lookup(shop_domain: str, customer_id: str) -> int | None:
+        with rt.sessions() as session:
+            shop = session.get(Shop, shop_domain)
+            if shop is None or not shop.shopify_access_token_encrypted:
+                return None
+        try:
+            client = client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
+            return client.customer_order_count(customer_id)
+        except ShopifyAuthError as exc:
+            log.warning("order count not available shop=%s: %s", shop_domain, exc.reason)
+            return None
+
+    return lookup
+
+
+def _person_key(node: dict[str, Any]) -> str | None:
+    customer = node.get("customer") or {}
+    if customer.get("legacyResourceId"):
+        return str(customer["legacyResourceId"])
+    email = node.get("email") or customer.get("email")
+    return email.strip().lower() if isinstance(email, str) and email.strip() else None
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def seed_order(session: Session, shop_domain: str, node: dict[str, Any]) -> bool:
+    """Record one historical order for its customer; True if the order was new."""
+    person_key = _person_key(node)
+    if person_key is None:
+        return False
+    ordered_at = _when(node.get("processedAt") or node["createdAt"])
+    values = {"shop_domain": shop_domain, "person_key": person_key}
+    store.insert_ignore(
+        session,
+        CustomerLedger.__table__,  # type: ignore[arg-type]
+        {**values, "first_order_id": str(node["legacyResourceId"]), "first_order_at": ordered_at},
+    )
+    return store.insert_ignore(
+        session,
+        CustomerOrder.__table__,  # type: ignore[arg-type]
+        {**values, "order_id": str(node["legacyResourceId"]), "ordered_at": ordered_at},
+    )
+
+
+def import_history(rt: Runtime, shop_domain: str, client: AdminClient | None = None) -> int:
+    """Seed the ledger from the shop's whole order history; resumable. Returns new orders."""
+    client = client or client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
+    with rt.sessions() as session:
+        shop = session.get(Shop, shop_domain)
+        if shop is None:
+            return 0
+        cursor = shop.history_cursor
+    imported = 0
+    for nodes, end_cursor in client.orders_pages(after=cursor):
+        with transaction(rt.sessions) as session:
+            imported += sum(seed_order(session, shop_domain, node) for node in nodes)
+            shop = session.get(Shop, shop_domain)
+            if shop is not None:
+                shop.history_cursor = end_cursor
+    with transaction(rt.sessions) as session:
+        shop = session.get(Shop, shop_domain)
+        if shop is not None:
+            shop.history_cursor, shop.history_imported_at = None, utcnow()
+    log.info("order history imported shop=%s new_orders=%d", shop_domain, imported)
+    return imported
+
+
+def _money(node: dict[str, Any], field: str) -> str | None:
+    amount = ((node.get(field) or {}).get("shopMoney") or {}).get("amount")
+    return str(amount) if amount is not None else None
+
+
+def rest_payload(node: dict[str, Any]) -> dict[str, Any]:
+    """An Admin API Order node in the REST webhook shape that `map_order` reads."""
+    customer = node.get("customer")
+    name = str(node.get("name") or "")
+    return {
+        "id": int(node["legacyResourceId"]),
+        "name": name or None,
+        "order_number": int(name.lstrip("#")) if name.lstrip("#").isdigit() else None,
+        "created_at": node.get("createdAt"),
+        "processed_at": node.get("processedAt") or node.get("createdAt"),
+        "email": node.get("email"),
+        "test": bool(node.get("test")),
+        "currency": node.get("currencyCode"),
+        "financial_status": str(node.get("displayFinancialStatus") or "").lower() or None,
+        "source_name": node.get("sourceName"),
+        "total_price": _money(node, "totalPriceSet"),
+        "subtotal_price": _money(node, "subtotalPriceSet"),
+        "total_discounts": _money(node, "totalDiscountsSet"),
+        "total_tax": _money(node, "totalTaxSet"),
+        "customer": (
+            {
+                "id": int(customer["legacyResourceId"]),
+                "email": customer.get("email"),
+                "first_name": customer.get("firstName"),
+                "last_name": customer.get("lastName"),
+            }
+            if customer and customer.get("legacyResourceId")
+            else None
+        ),
+        "line_items": [
+            {
+                "title": line.get("title"),
+                "quantity": line.get("quantity"),
+                "sku": line.get("sku"),
+                "product_id": (line.get("product") or {}).get("legacyResourceId"),
+                "variant_id": (line.get("variant") or {}).get("legacyResourceId"),
+                "price": _money(line, "originalUnitPriceSet"),
+            }
+            for line in (node.get("lineItems") or {}).get("nodes") or []
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    created: int
+    already_sent: int
+    skipped: int
+
+
+def backfill(
+    rt: Runtime,
+    shop_domain: str,
+    since: datetime,
+    *,
+    skip_recent_hours: int = 72,
+    client: AdminClient | None = None,
+) -> BackfillResult:
+    """Create historical order_placed events (event_source "backfill") with original times."""
+    client = client or client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
+    cutoff = utcnow() - timedelta(hours=skip_recent_hours)
+    search = f"created_at:>={_iso(since)} created_at:<{_iso(cutoff)}"
+    created = existing = skipped = 0
+    for nodes, _cursor in client.orders_pages(search=search):
+        with transaction(rt.sessions) as session:
+            for node in nodes:
+                outcome = _backfill_order(session, rt, shop_domain, node)
+                created += outcome == "created"
+                existing += outcome == "exists"
+                skipped += outcome == "skipped"
+    return BackfillResult(created, existing, skipped)
+
+
+def _backfill_order(session: Session, rt: Runtime, shop_domain: str, node: dict[str, Any]) -> str:
+    try:
+        event = map_order(rest_payload(node), shop_domain=shop_domain, event_source="backfill")
+    except MappingError:
+        return "skipped"
+    if session.get(Event, event.id) is not None:
+        return "exists"
+    person_key = event.person.id
+    if person_key is None or event.is_test:
+        return "skipped"
+    seed_order(session, shop_domain, node)
+    event = event.with_properties(is_first_order=decide_first_order(session, event, person_key))
+    stored = Event(
+        id=event.id,
+        shop_domain=shop_domain,
+        name=ORDER_PLACED,
+        natural_key=event.natural_key,
+        status=EventStatus.PENDING,
+        attempts=0,
+    )
+    _apply(stored, event)
+    session.add(stored)
+    _set_validation_status(stored, validate(rt.spec, ORDER_PLACED, event.properties))
+    return "created"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,452 @@
+"""FakeShopify: a real HTTP server on loopback standing in for a shop's OAuth and Admin API.
+
+Serves, per shop under `/shops/<shop>` (point SHOPIFY_ADMIN_BASE_URL at `url_template`):
+- GET  /admin/oauth/authorize: the merchant approves at once; 302 to the redirect_uri with
+  code, hmac (signed with the app secret, as Shopify does), host, shop, state, timestamp;
+- POST /admin/oauth/access_token: authorization_code (expiring=1 gives a 60-minute token
+  plus a refresh token) and grant_type=refresh_token (rotates the pair);
+- POST /admin/api/<version>/graphql.json: the operations the connector sends, dispatched
+  on `operationName` (WebhookSubscriptions/Create/Delete, Orders, CustomerOrderCount),
+  after checking X-Shopify-Access-Token; answers 429 or a THROTTLED error on demand.
+Everything it answered is kept in `requests` for the tests to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+ACCESS_SECONDS = 3600
+REFRESH_SECONDS = 90 * 24 * 3600
+THROTTLE_STATUS = {"maximumAvailable": 2000.0, "currentlyAvailable": 1990.0, "restoreRate": 100.0}
+
+
+def query_hmac(params: dict[str, str], secret: str) -> str:
+    """Shopify's OAuth query signature: sorted key=value pairs joined by &, HMAC-SHA256 hex."""
+    pairs = (
+        f"{k.replace('%', '%25').replace('=', '%3D')}={v.replace('%', '%25')}".replace("&", "%26")
+        for k, v in params.items()
+        if k != "hmac"
+    )
+    message = "&".join(sorted(pairs))
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def signed_query(params: dict[str, str], secret: str) -> dict[str, str]:
+    return {**params, "hmac": query_hmac(params, secret)}
+
+
+@dataclass
+class _Token:
+    shop: str
+    expires_at: float | None
+
+
+@dataclass
+class ShopState:
+    subscriptions: dict[str, dict[str, str]] = field(default_factory=dict)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeShopify:
+    """The fake; `start()` it, read `requests`, add orders, inject faults."""
+
+    def __init__(self, api_key: str, secret: str, *, host: str = "127.0.0.1") -> None:
+        self.api_key, self.secret, self.host = api_key, secret, host
+        self.port = 0
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.shops: dict[str, ShopState] = {}
+        self.codes: dict[str, str] = {}  # code -> shop
+        self.access: dict[str, _Token] = {}
+        self.refresh: dict[str, _Token] = {}
+        self.access_seconds = ACCESS_SECONDS
+        self.granted_scope: str | None = None  # None: what was asked for
+        self._ids = itertools.count(1)
+        self._throttle_next: list[str] = []  # "429" or "graphql"
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> FakeShopify:
+        server = ThreadingHTTPServer((self.host, 0), _Handler)
+        server.daemon_threads = True
+        server.fake = self  # type: ignore[attr-defined]
+        self._server, self.port = server, server.server_address[1]
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeShopify:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url_template(self) -> str:
+        return f"http://{self.host}:{self.port}/shops/{{shop}}"
+
+    # -- test helpers ------------------------------------------------------------------
+
+    def shop(self, domain: str) -> ShopState:
+        with self.lock:
+            return self.shops.setdefault(domain, ShopState())
+
+    def subscriptions(self, domain: str) -> list[dict[str, str]]:
+        with self.lock:
+            return sorted(
+                self.shop_unlocked(domain).subscriptions.values(), key=lambda s: s["topic"]
+            )
+
+    def shop_unlocked(self, domain: str) -> ShopState:
+        return self.shops.setdefault(domain, ShopState())
+
+    def add_subscription(self, domain: str, topic: str, uri: str) -> None:
+        with self.lock:
+            self._create_sub(self.shop_unlocked(domain), topic, uri)
+
+    def add_order(
+        self,
+        domain: str,
+        order_id: int,
+        created_at: datetime,
+        *,
+        customer_id: int | None = None,
+        email: str | None = None,
+        total: str = "25.00",
+    ) -> None:
+        """Add an order (as the Admin API's Order node) to the shop's history."""
+        when = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        money = lambda amount: {"shopMoney": {"amount": amount, "currencyCode": "USD"}}  # noqa: E731
+        node = {
+            "legacyResourceId": str(order_id),
+            "name": f"#{order_id}",
+            "createdAt": when,
+            "processedAt": when,
+            "email": email,
+            "test": False,
+            "currencyCode": "USD",
+            "displayFinancialStatus": "PAID",
+            "sourceName": "web",
+            "customer": (
+                {
+                    "legacyResourceId": str(customer_id),
+                    "email": email,
+                    "firstName": "Ada",
+                    "lastName": "L",
+                }
+                if customer_id is not None
+                else None
+            ),
+            "totalPriceSet": money(total),
+            "subtotalPriceSet": money(total),
+            "totalDiscountsSet": money("0.00"),
+            "totalTaxSet": money("0.00"),
+            "lineItems": {
+                "nodes": [
+                    {
+                        "title": "Mug",
+                        "quantity": 1,
+                        "sku": "MUG-1",
+                        "product": {"legacyResourceId": "9001"},
+                        "variant": {"legacyResourceId": "9002"},
+                        "originalUnitPriceSet": money(total),
+                    }
+                ]
+            },
+        }
+        with self.lock:
+            state = self.shop_unlocked(domain)
+            state.orders.append(node)
+            state.orders.sort(key=lambda o: (o["createdAt"], int(o["legacyResourceId"])))
+
+    def throttle_next(self, n: int, kind: str = "graphql") -> None:
+        """Answer the next `n` GraphQL calls throttled: "graphql" (THROTTLED) or "429"."""
+        with self.lock:
+            self._throttle_next.extend([kind] * n)
+
+    def expire_access_tokens(self) -> None:
+        with self.lock:
+            for token in self.access.values():
+                token.expires_at = time.time() - 1
+
+    def calls(self, kind: str) -> list[dict[str, Any]]:
+        """Recorded requests of one kind: authorize, token, refresh, or a GraphQL operation."""
+        with self.lock:
+            return [r for r in self.requests if r["kind"] == kind]
+
+    def valid_access_token(self, domain: str, token: str) -> bool:
+        with self.lock:
+            found = self.access.get(token)
+            return found is not None and found.shop == domain and not _expired(found)
+
+    # -- request handling --------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(path)
+        segments = parts.path.strip("/").split("/")
+        if len(segments) < 3 or segments[0] != "shops":
+            return _json(404, {"errors": "Not Found"})
+        shop, route = segments[1], "/" + "/".join(segments[2:])
+        query = dict(parse_qsl(parts.query))
+        with self.lock:
+            if method == "GET" and route == "/admin/oauth/authorize":
+                return self._authorize(shop, query)
+            if method == "POST" and route == "/admin/oauth/access_token":
+                return self._token(shop, headers, body)
+            if (
+                method == "POST"
+                and route.startswith("/admin/api/")
+                and route.endswith("/graphql.json")
+            ):
+                return self._graphql(shop, headers, body)
+            return _json(404, {"errors": "Not Found"})
+
+    def _record(self, kind: str, shop: str, **extra: Any) -> None:
+        self.requests.append({"kind": kind, "shop": shop, "time": time.time(), **extra})
+
+    def _authorize(self, shop: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        self._record("authorize", shop, query=query)
+        if query.get("client_id") != self.api_key or not query.get("redirect_uri"):
+            return _json(400, {"errors": "invalid client_id or redirect_uri"})
+        code = secrets.token_hex(16)
+        self.codes[code] = shop
+        params = signed_query(
+            {
+                "code": code,
+                "host": "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvdGVzdA",
+                "shop": shop,
+                "state": query.get("state", ""),
+                "timestamp": str(int(time.time())),
+            },
+            self.secret,
+        )
+        self.last_callback_params = params
+        return 302, {"Location": f"{query['redirect_uri']}?{urlencode(params)}"}, b""
+
+    def _token(
+        self, shop: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if headers.get("content-type", "").startswith("application/json"):
+            form = json.loads(body or b"{}")
+        else:
+            form = dict(parse_qsl(body.decode()))
+        grant = form.get("grant_type", "authorization_code")
+        kind = "refresh" if grant == "refresh_token" else "token"
+        self._record(kind, shop, form={k: v for k, v in form.items() if k != "client_secret"})
+        if form.get("client_id") != self.api_key or form.get("client_secret") != self.secret:
+            return _json(401, {"error": "invalid_client"})
+        if grant == "refresh_token":
+            old = self.refresh.pop(form.get("refresh_token", ""), None)
+            if old is None or old.shop != shop or _expired(old):
+                return _json(400, {"error": "invalid_grant"})
+            return self._issue(shop, expiring=True)
+        if self.codes.pop(form.get("code", ""), None) != shop:
+            return _json(400, {"error": "invalid_request", "error_description": "code is invalid"})
+        return self._issue(shop, expiring=form.get("expiring") in ("1", 1, True))
+
+    def _issue(self, shop: str, *, expiring: bool) -> tuple[int, dict[str, str], bytes]:
+        access = "shpat_" + secrets.token_hex(16)
+        scope = (
+            self.granted_scope
+            if self.granted_scope is not None
+            else "read_orders,read_checkouts,read_customers"
+        )
+        now = time.time()
+        body: dict[str, Any] = {"access_token": access, "scope": scope}
+        self.access[access] = _Token(shop, now + self.access_seconds if expiring else None)
+        if expiring:
+            refresh = "shprt_" + secrets.token_hex(16)
+            self.refresh[refresh] = _Token(shop, now + REFRESH_SECONDS)
+            body.update(
+                expires_in=self.access_seconds,
+                refresh_token=refresh,
+                refresh_token_expires_in=REFRESH_SECONDS,
+            )
+        return _json(200, body)
+
+    def _graphql(
+        self, shop: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = json.loads(body or b"{}")
+        operation = request.get("operationName") or "?"
+        variables = request.get("variables") or {}
+        token = self.access.get(headers.get("x-shopify-access-token", ""))
+        if token is None or token.shop != shop or _expired(token):
+            self._record(operation, shop, variables=variables, status=401)
+            return _json(401, {"errors": "[API] Invalid API key or access token"})
+        if self._throttle_next:
+            kind = self._throttle_next.pop(0)
+            self._record(
+                operation, shop, variables=variables, status=429 if kind == "429" else "THROTTLED"
+            )
+            if kind == "429":
+                return (
+                    429,
+                    {"Content-Type": "application/json", "Retry-After": "0.05"},
+                    b'{"errors":"Throttled"}',
+                )
+            status = {**THROTTLE_STATUS, "currentlyAvailable": 0.0}
+            return _json(
+                200,
+                {
+                    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                    "extensions": {"cost": {"requestedQueryCost": 5, "throttleStatus": status}},
+                },
+            )
+        self._record(operation, shop, variables=variables, status=200)
+        state = self.shop_unlocked(shop)
+        handler = {
+            "WebhookSubscriptions": self._list_subs,
+            "WebhookSubscriptionCreate": self._create_sub_op,
+            "WebhookSubscriptionDelete": self._delete_sub,
+            "Orders": self._orders,
+            "CustomerOrderCount": self._customer,
+        }.get(operation)
+        if handler is None:
+            return _json(200, {"errors": [{"message": f"unknown operation {operation}"}]})
+        data = handler(state, variables)
+        cost = {"requestedQueryCost": 10, "actualQueryCost": 10, "throttleStatus": THROTTLE_STATUS}
+        return _json(200, {"data": data, "extensions": {"cost": cost}})
+
+    def _list_subs(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+        nodes = list(state.subscriptions.values())
+        return {
+            "webhookSubscriptions": {
+                "nodes": nodes,
+                "pageInfo": {"hasNextPage": False, "endCursor": None},
+            }
+        }
+
+    def _create_sub(self, state: ShopState, topic: str, uri: str) -> dict[str, str]:
+        sub = {
+            "id": f"gid://shopify/WebhookSubscription/{next(self._ids)}",
+            "topic": topic,
+            "uri": uri,
+        }
+        state.subscriptions[sub["id"]] = sub
+        return sub
+
+    def _create_sub_op(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+        topic, uri = variables["topic"], variables["sub"]["uri"]
+        if any(s["topic"] == topic and s["uri"] == uri for s in state.subscriptions.values()):
+            errors = [
+                {
+                    "field": ["webhookSubscription", "uri"],
+                    "message": "Address for this topic has already been taken",
+                }
+            ]
+            return {
+                "webhookSubscriptionCreate": {"webhookSubscription": None, "userErrors": errors}
+            }
+        sub = self._create_sub(state, topic, uri)
+        return {"webhookSubscriptionCreate": {"webhookSubscription": sub, "userErrors": []}}
+
+    def _delete_sub(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+        removed = state.subscriptions.pop(variables["id"], None)
+        errors = (
+            [] if removed else [{"field": ["id"], "message": "Webhook subscription does not exist"}]
+        )
+        return {
+            "webhookSubscriptionDelete": {
+                "deletedWebhookSubscriptionId": variables["id"] if removed else None,
+                "userErrors": errors,
+            }
+        }
+
+    def _orders(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+        orders = [o for o in state.orders if _matches(o, variables.get("query"))]
+        start = int(variables.get("after") or 0)
+        first = int(variables.get("first") or 50)
+        page = orders[start : start + first]
+        end = start + len(page)
+        info = {
+            "hasNextPage": end < len(orders),
+            "endCursor": str(end) if page else variables.get("after"),
+        }
+        return {"orders": {"nodes": page, "pageInfo": info}}
+
+    def _customer(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+        customer_id = str(variables["id"]).rsplit("/", 1)[-1]
+        count = sum(
+            1 for o in state.orders if (o["customer"] or {}).get("legacyResourceId") == customer_id
+        )
+        return {"customer": {"numberOfOrders": str(count)} if count else None}
+
+
+def _matches(order: dict[str, Any], search: str | None) -> bool:
+    """The subset of Shopify's search syntax the connector uses: created_at:>=X / :<X."""
+    for term in (search or "").split():
+        name, _, condition = term.partition(":")
+        if name != "created_at":
+            continue
+        value = condition.lstrip("<>=").strip("'\"")
+        op = condition[: len(condition) - len(condition.lstrip("<>="))]
+        when, bound = _parse(order["createdAt"]), _parse(value)
+        if (
+            (op == ">=" and when < bound)
+            or (op == "<" and when >= bound)
+            or (op == ">" and when <= bound)
+        ):
+            return False
+        if op == "<=" and when > bound:
+            return False
+    return True
+
+
+def _parse(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _expired(token: _Token) -> bool:
+    return token.expires_at is not None and token.expires_at <= time.time()
+
+
+def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._serve("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, reply_headers, reply = self.server.fake.handle(method, self.path, headers, body)  # type: ignore[attr-defined]
+        self.send_response(status)
+        for name, value in reply_headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the access log quiet."""

@@ -1,0 +1,84 @@
+"""Fixtures for the install tests: a FakeShopify, settings pointing at it, an install helper.
+
+Import them into a test module (`from tests.fakes.shopify_fixtures import *`-style, by name).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import redis
+import requests
+from flask.testing import FlaskClient
+from sqlalchemy import delete
+
+from connector.config import Settings
+from connector.db import transaction
+from connector.models import PrivacyExport, RedactedCustomer
+from connector.runtime import Runtime
+from connector.sandbox import LocalCustomerIO
+from tests.fakes.shopify import FakeShopify, signed_query
+from tests.support import SECRET, make_settings
+
+API_KEY = "test-api-key"
+APP_URL = "https://connector.example"
+
+
+@pytest.fixture
+def fake_shopify() -> Iterator[FakeShopify]:
+    with FakeShopify(API_KEY, SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(
+    database_url: str,
+    redis_url: str,
+    redis_conn: redis.Redis,
+    tmp_path: Path,
+    fake_cio: LocalCustomerIO,
+    fake_shopify: FakeShopify,
+) -> Settings:
+    return make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        instance_dir=tmp_path,
+        customerio_track_url=fake_cio.url,
+        shopify_admin_base_url=fake_shopify.url_template,
+        app_url=APP_URL,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clean_install_tables(rt: Runtime) -> None:
+    """conftest truncates only the tables it knows; start these empty too."""
+    with transaction(rt.sessions) as session:
+        session.execute(delete(PrivacyExport))
+        session.execute(delete(RedactedCustomer))
+
+
+def install_link(shop: str, secret: str = SECRET, **extra: str) -> dict[str, str]:
+    """The signed query Shopify's admin puts on the app URL."""
+    return signed_query({"shop": shop, "timestamp": str(int(time.time())), **extra}, secret)
+
+
+def start_install(client: FlaskClient, shop: str) -> dict[str, str]:
+    """Open the install link and approve at the fake; return the callback's query params."""
+    started = client.get("/auth/install", query_string=install_link(shop))
+    assert started.status_code == 302, started.get_data(as_text=True)
+    approved = requests.get(started.headers["Location"], allow_redirects=False, timeout=5)
+    assert approved.status_code == 302
+    location = urlsplit(approved.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}" == APP_URL
+    return dict(parse_qsl(location.query))
+
+
+def install(client: FlaskClient, shop: str) -> None:
+    """The whole install as a browser does it; asserts it lands on the settings page."""
+    finished = client.get("/auth/callback", query_string=start_install(client, shop))
+    assert finished.status_code == 302, finished.get_data(as_text=True)
+    assert finished.headers["Location"].endswith("/settings")
