@@ -23,6 +23,16 @@ SAMPLES = ROOT / "samples"
 SHOP = "test-shop.myshopify.com"
 SITE_ID, API_KEY = "site-1", "track-key-1"
 SECRET = "test-shopify-secret"
+# Debian's chromium, headless, quiet on a machine without a network (browser tests).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -18,6 +18,7 @@ from connector.app import create_app
 from connector.runtime import Runtime
 from connector.sandbox import LocalCustomerIO
 from tests.support import (
+    CHROMIUM_ARGS,
     ROOT,
     SHOP,
     STAFF_EMAIL,
@@ -37,15 +38,6 @@ sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is not installed"
 )
 
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DOCS = ROOT / "docs"
 
 
@@ -63,7 +55,7 @@ def server(rt: Runtime) -> Iterator[str]:
 @pytest.fixture
 def page(server: str) -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
         yield context.new_page()
         context.close()

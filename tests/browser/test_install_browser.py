@@ -21,18 +21,9 @@ from connector.sandbox import LocalCustomerIO
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_fixtures import API_KEY as APP_KEY
 from tests.fakes.shopify_fixtures import install_link
-from tests.support import API_KEY, ROOT, SECRET, SITE_ID, make_settings
+from tests.support import API_KEY, CHROMIUM_ARGS, ROOT, SECRET, SITE_ID, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHOP = "acme-store.myshopify.com"
 SCREENSHOT = ROOT / "docs" / "install-settings.png"
 
@@ -75,7 +66,7 @@ def served(
 def test_install_in_chromium_and_save_settings(served: tuple[str, Runtime]) -> None:
     app_url, rt = served
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 900, "height": 900})
             page.goto(f"{app_url}/auth/install?{urlencode(install_link(SHOP))}")

@@ -25,6 +25,7 @@ from tests.support import (
     ROOT,
     SHOP,
     add_shop,
+    max_requests_per_second,
     post_webhook,
     run_cli,
     run_jobs,
@@ -61,16 +62,6 @@ def drive_until(rt: Runtime, done: Callable[[], bool], timeout: float = 40.0) ->
         time.sleep(0.2)
 
 
-def max_requests_in_any_second(times: list[float]) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def test_429_storm_delivers_everything_once_within_the_rate(
     client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
 ) -> None:
@@ -83,7 +74,7 @@ def test_429_storm_delivers_everything_once_within_the_rate(
     assert fake_cio.duplicate_events == 0
     assert any(r["status"] == 429 for r in fake_cio.requests)
     batch_times = [r["time"] for r in fake_cio.requests if r["path"] == "/api/v2/batch"]
-    assert max_requests_in_any_second(batch_times) <= 8
+    assert max_requests_per_second(batch_times) <= 8
     with rt.sessions() as session:
         delivered_attempts = session.scalar(
             select(func.count()).where(DeliveryAttempt.outcome == "delivered")
