@@ -29,11 +29,15 @@ class StorageUnavailableError(Exception):
 
 def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
     """INSERT unless a row with the same unique key exists; True when a row was inserted."""
-    dialect = session.get_bind().dialect.name
+    statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
+    return session.execute(statement, values).first() is not None
+
+
+@cache
+def _insert_ignore_statement(table: Table, dialect: str) -> Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     first_key = next(iter(table.primary_key.columns))
-    statement = insert(table).values(**values).on_conflict_do_nothing().returning(first_key)
-    return session.execute(statement).first() is not None
+    return insert(table).on_conflict_do_nothing().returning(first_key)
 
 
 @cache

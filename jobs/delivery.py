@@ -9,6 +9,7 @@ Customer.io dedupes on the stable event id, so a resend after an unknown outcome
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,14 +95,17 @@ class Deliverer:
         self.policy = policy
         self.client_factory = client_factory
 
-    def drain(self, shop_domain: str) -> int:
-        """Deliver until nothing is due or the workspace needs to back off; return sends."""
+    def drain(self, shop_domain: str, deadline: float | None = None) -> tuple[int, bool]:
+        """Deliver until nothing is due, the workspace needs to back off, or `deadline`
+        (time.monotonic) passes; return (events delivered, whether due events may remain)."""
         delivered = 0
         while True:
+            if deadline is not None and time.monotonic() > deadline:
+                return delivered, True
             with transaction(self.sessions) as session:
                 shop = session.get(Shop, shop_domain)
                 if shop is None or shop.status != ShopStatus.ACTIVE or not shop.cio_site_id:
-                    return delivered  # waits: not configured, credentials rejected, uninstalled
+                    return delivered, False  # waits: unconfigured, key rejected, uninstalled
                 client = self._client(shop)
                 events = store.claim_due_events(
                     session, shop_domain, self.policy.batch_size, self.policy.lease_seconds
@@ -113,11 +117,11 @@ class Deliverer:
                 ]
                 event_ids = [event.id for event in events]
             if not event_ids:
-                return delivered
+                return delivered, False
             keep_going, sent = self._send(client, shop_domain, event_ids, operations)
             delivered += sent
             if not keep_going:
-                return delivered
+                return delivered, False
 
     def _client(self, shop: Shop) -> TrackClient:
         return self.client_factory(

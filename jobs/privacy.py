@@ -259,6 +259,12 @@ def erase_delivery(delivery: WebhookDelivery) -> None:
         delivery.state_reason = REDACTED_REASON
 
 
+def has_redactions(session: Session, shop_domain: str) -> bool:
+    """Whether any customer of the shop was redacted (most shops: no, so no per-row check)."""
+    query = select(RedactedCustomer.key_hash).where(RedactedCustomer.shop_domain == shop_domain)
+    return session.scalars(query.limit(1)).first() is not None
+
+
 def erase_if_redacted(session: Session, row: WebhookDelivery, payload: dict[str, Any]) -> bool:
     """Erase a newly received webhook about a redacted customer; True if it was."""
     customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}

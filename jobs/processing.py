@@ -67,14 +67,25 @@ def process_batch(
     shop = session.get(Shop, shop_domain)
     parsed = [(row, json.loads(row.body)) for row in rows]
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
-    for row, payload in parsed:
-        if privacy.erase_if_redacted(session, row, payload):
-            continue
-        try:
-            _handle(session, spec, shop, row, payload, order_count)
-        except MappingError as exc:
-            _finish(row, InboxState.FAILED, f"cannot map: {exc.reason}")
+    check_redacted = privacy.has_redactions(session, shop_domain)
+    # New events are written in one flush at commit instead of one per row (see _find_event).
+    with session.no_autoflush:
+        for row, payload in parsed:
+            if check_redacted and privacy.erase_if_redacted(session, row, payload):
+                continue
+            try:
+                _handle(session, spec, shop, row, payload, order_count)
+            except MappingError as exc:
+                _finish(row, InboxState.FAILED, f"cannot map: {exc.reason}")
     return len(rows)
+
+
+def _find_event(session: Session, event_id: str) -> Event | None:
+    """The stored event, or one this batch created and has not flushed yet."""
+    for pending in session.new:
+        if isinstance(pending, Event) and pending.id == event_id:
+            return pending
+    return session.get(Event, event_id)
 
 
 def _placed_at(payload: dict[str, Any]) -> str:
@@ -140,7 +151,7 @@ def _handle_order(
         _finish(row, InboxState.PROCESSED, f"recorded: the shop places orders on {order_topic}")
         return
     event = map_order(payload, shop_domain=row.shop_domain)
-    existing = session.get(Event, event.id)
+    existing = _find_event(session, event.id)
     if existing is not None:
         _finish(row, InboxState.PROCESSED, "order already placed", existing.id)
         return
@@ -187,10 +198,10 @@ def decide_first_order(
         if hint is None and order_count is not None and event.person.customer_id:
             hint = order_count(event.shop_domain, event.person.customer_id)
         first_id = PRIOR_ORDER if hint is not None and hint > 1 else event.natural_key
-        store.insert_ignore(
+        claimed = store.insert_ignore(
             session,
-            CustomerLedger.__table__,
-            {  # type: ignore[arg-type]
+            CustomerLedger.__table__,  # type: ignore[arg-type]
+            {
                 "shop_domain": event.shop_domain,
                 "person_key": person_key,
                 "first_order_id": first_id,
@@ -198,7 +209,9 @@ def decide_first_order(
                 "decided_at": utcnow(),
             },
         )
-        ledger = session.get(CustomerLedger, key)  # the winner's row, ours or a concurrent one
+        if claimed:
+            return first_id == event.natural_key
+        ledger = session.get(CustomerLedger, key)  # a concurrent order claimed it first
         assert ledger is not None
     return ledger.first_order_id == event.natural_key
 
@@ -207,7 +220,7 @@ def _handle_checkout(
     session: Session, spec: TrackSpec, row: WebhookDelivery, payload: dict
 ) -> None:
     event = map_checkout(payload, shop_domain=row.shop_domain)
-    existing = session.get(Event, event.id)
+    existing = _find_event(session, event.id)
     if existing is None:
         if event.person.id is None:
             _store_event(

@@ -24,6 +24,9 @@ PROCESS = "process"
 DELIVER = "deliver"
 _JOB_FUNCTIONS = {PROCESS: "jobs.tasks.process_inbox", DELIVER: "jobs.tasks.deliver_pending"}
 FLAG_TTL_SECONDS = 300
+# A drain hands the worker back after about this long and queues its own continuation, so
+# one busy shop cannot starve the other stage or other shops on the same worker.
+DRAIN_SECONDS = 1.0
 JOB_TIMEOUT_SECONDS = 600
 
 
@@ -71,7 +74,8 @@ class DebouncedKicker:
     Safe: a kick made at t0 means a drain job starts at t1 >= t0 (ours, or the one whose
     flag made ours unnecessary), and a drain keeps looking for new rows for
     `linger_seconds(window)` after it first finds none, so it ends after t0 + window and
-    sees every row committed before then, including those whose kick was skipped.
+    sees every row committed before then, including those whose kick was skipped. A drain
+    that stops early to share the worker queues its own continuation first.
     """
 
     def __init__(self, window: float) -> None:

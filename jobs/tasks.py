@@ -22,9 +22,10 @@ def process_inbox(shop_domain: str) -> int:
     queue.clear_kick(rt.redis, queue.PROCESS, shop_domain)
     handled = 0
     lookup = history.order_count_lookup(rt)  # asks Shopify about customers the ledger lacks
+    deadline = time.monotonic() + queue.DRAIN_SECONDS
+    linger = queue.linger_seconds(rt.settings.kick_debounce_seconds)
     # One mapper per shop at a time, so first orders are decided in the shopper's order.
     with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
-        linger = queue.linger_seconds(rt.settings.kick_debounce_seconds)
         idle_since: float | None = None
         while True:
             with transaction(rt.sessions) as session:
@@ -33,6 +34,11 @@ def process_inbox(shop_domain: str) -> int:
                 handled += count
                 idle_since = None
                 queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
+                if time.monotonic() > deadline:  # give the worker to others; continue later
+                    queue.kick(
+                        rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain, force=True
+                    )
+                    break
                 continue
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since >= linger:
@@ -61,7 +67,12 @@ def deliver_pending(shop_domain: str) -> int:
     """Deliver a shop's due events to its Customer.io workspace."""
     rt = runtime.current()
     queue.clear_kick(rt.redis, queue.DELIVER, shop_domain)
-    return deliverer(rt).drain(shop_domain)
+    delivered, unfinished = deliverer(rt).drain(
+        shop_domain, deadline=time.monotonic() + queue.DRAIN_SECONDS
+    )
+    if unfinished:  # give the worker to others; continue later
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain, force=True)
+    return delivered
 
 
 def sweep() -> dict[str, int]:
