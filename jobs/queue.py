@@ -12,6 +12,7 @@ for bursts of webhooks from one shop (see its docstring for why that loses nothi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from redis import Redis
@@ -69,33 +70,48 @@ def kick(
 
 
 class DebouncedKicker:
-    """Kicks from one web process, skipping repeats within `window` seconds.
+    """Kicks from one web process, at most one per (stage, shop) every `window` seconds.
 
-    Safe: a kick made at t0 means a drain job starts at t1 >= t0 (ours, or the one whose
-    flag made ours unnecessary), and a drain keeps looking for new rows for
-    `linger_seconds(window)` after it first finds none, so it ends after t0 + window and
-    sees every row committed before then, including those whose kick was skipped. A drain
-    that stops early to share the worker queues its own continuation first.
+    The first webhook of a burst kicks at once; later ones within the window are owed a
+    kick, which a background thread makes when the window ends. So every stored webhook is
+    followed by a kick within about two windows, for one Redis round trip per window
+    instead of one per webhook. (A process that dies owing a kick leaves it to the sweep.)
     """
 
     def __init__(self, window: float) -> None:
         self.window = window
+        self._lock = threading.Lock()
         self._last_kick: dict[tuple[str, str], float] = {}
+        self._owed: dict[tuple[str, str], tuple[Redis, str]] = {}
+        self._thread: threading.Thread | None = None
 
     def kick(self, redis: Redis, queue_name: str, stage: str, shop_domain: str) -> bool:
         key = (stage, shop_domain)
-        started = time.monotonic()
-        if self.window > 0 and started - self._last_kick.get(key, -1e9) < self.window:
-            return True
-        kicked = kick(redis, queue_name, stage, shop_domain)
-        if kicked:
-            self._last_kick[key] = started
-        return kicked
+        now = time.monotonic()
+        with self._lock:
+            if self.window > 0 and now - self._last_kick.get(key, -1e9) < self.window:
+                self._owed[key] = (redis, queue_name)
+                self._start_thread()
+                return True
+            self._last_kick[key] = now
+        return kick(redis, queue_name, stage, shop_domain)
 
+    def _start_thread(self) -> None:
+        # Started on first need, so it lives in the process that serves (after any fork).
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._pay_owed_kicks, daemon=True)
+            self._thread.start()
 
-def linger_seconds(debounce_window: float) -> float:
-    """How long a drain keeps polling after it first finds nothing (> the debounce window)."""
-    return 2.5 * debounce_window if debounce_window > 0 else 0.0
+    def _pay_owed_kicks(self) -> None:
+        while True:
+            time.sleep(self.window)
+            with self._lock:
+                owed, self._owed = self._owed, {}
+                now = time.monotonic()
+                for key in owed:
+                    self._last_kick[key] = now
+            for (stage, shop_domain), (redis, queue_name) in owed.items():
+                kick(redis, queue_name, stage, shop_domain)
 
 
 def clear_kick(redis: Redis, stage: str, shop_domain: str) -> None:

@@ -23,27 +23,18 @@ def process_inbox(shop_domain: str) -> int:
     handled = 0
     lookup = history.order_count_lookup(rt)  # asks Shopify about customers the ledger lacks
     deadline = time.monotonic() + queue.DRAIN_SECONDS
-    linger = queue.linger_seconds(rt.settings.kick_debounce_seconds)
     # One mapper per shop at a time, so first orders are decided in the shopper's order.
     with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
-        idle_since: float | None = None
         while True:
             with transaction(rt.sessions) as session:
                 count = process_batch(session, rt.spec, shop_domain, order_count=lookup)
-            if count:
-                handled += count
-                idle_since = None
-                queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
-                if time.monotonic() > deadline:  # give the worker to others; continue later
-                    queue.kick(
-                        rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain, force=True
-                    )
-                    break
-                continue
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since >= linger:
+            if not count:
                 break
-            time.sleep(min(0.05, linger))
+            handled += count
+            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
+            if time.monotonic() > deadline:  # give the worker to others; continue later
+                queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain, force=True)
+                break
     return handled
 
 
