@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector import store
-from connector.events import CHECKOUT_STARTED, ORDER_PLACED, CanonicalEvent
+from connector.events import CHECKOUT_STARTED, ORDER_PLACED, CanonicalEvent, stable_event_id
 from connector.models import (
     CustomerLedger,
     CustomerOrder,
@@ -68,6 +68,7 @@ def process_batch(
     parsed = [(row, json.loads(row.body)) for row in rows]
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
     check_redacted = privacy.has_redactions(session, shop_domain)
+    _prefetch_events(session, shop_domain, parsed)
     # New events are written in one flush at commit instead of one per row (see _find_event).
     with session.no_autoflush:
         for row, payload in parsed:
@@ -80,12 +81,31 @@ def process_batch(
     return len(rows)
 
 
+def _prefetch_events(
+    session: Session, shop_domain: str, parsed: list[tuple[WebhookDelivery, Any]]
+) -> None:
+    """Load the batch's existing events in one query; remember which ids have none yet."""
+    ids = set()
+    for row, payload in parsed:
+        key_field = "id" if row.topic in ORDER_PLACING_TOPICS else "token"
+        name = ORDER_PLACED if row.topic in ORDER_PLACING_TOPICS else CHECKOUT_STARTED
+        if isinstance(payload, dict) and payload.get(key_field) not in (None, ""):
+            ids.add(stable_event_id(shop_domain, name, str(payload[key_field])))
+    found = session.scalars(select(Event).where(Event.id.in_(ids))).all() if ids else []
+    session.info[_ABSENT_EVENTS] = ids - {event.id for event in found}
+
+
+_ABSENT_EVENTS = "events known not to exist yet"
+
+
 def _find_event(session: Session, event_id: str) -> Event | None:
     """The stored event, or one this batch created and has not flushed yet."""
     for pending in session.new:
         if isinstance(pending, Event) and pending.id == event_id:
             return pending
-    return session.get(Event, event_id)
+    if event_id in session.info.get(_ABSENT_EVENTS, ()):
+        return None
+    return session.get(Event, event_id)  # loaded by _prefetch_events: no query
 
 
 def _placed_at(payload: dict[str, Any]) -> str:
