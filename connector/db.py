@@ -26,7 +26,10 @@ def make_engine(database_url: str) -> Engine:
         return engine
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pre-ping: it costs a round trip on every webhook. After a database restart the
+    # first statement on a dead connection fails (the webhook gets 503 and Shopify retries,
+    # a job is retried) and SQLAlchemy then discards the whole pool.
+    return create_engine(database_url, pool_size=5, max_overflow=10, pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
