@@ -143,15 +143,10 @@ STAFF_EMAIL, STAFF_PASSWORD = "support@example.com", "correct horse battery"
 
 
 def add_staff_account(rt: Runtime, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD) -> str:
-    """A console account on a clean slate (the suite's TRUNCATE leaves the console tables)."""
-    from sqlalchemy import delete
-
-    from connector.models import ReplayAudit, StaffUser
+    """A console account for the support staff tests."""
     from connector.staff import add_staff
 
     with transaction(rt.sessions) as session:
-        session.execute(delete(ReplayAudit))
-        session.execute(delete(StaffUser))
         add_staff(session, email, password)
     return email
 

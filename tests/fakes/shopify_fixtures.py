@@ -14,12 +14,8 @@ import pytest
 import redis
 import requests
 from flask.testing import FlaskClient
-from sqlalchemy import delete
 
 from connector.config import Settings
-from connector.db import transaction
-from connector.models import PrivacyExport, RedactedCustomer
-from connector.runtime import Runtime
 from connector.sandbox import LocalCustomerIO
 from tests.fakes.shopify import FakeShopify, signed_query
 from tests.support import SECRET, make_settings
@@ -51,14 +47,6 @@ def settings(
         shopify_admin_base_url=fake_shopify.url_template,
         app_url=APP_URL,
     )
-
-
-@pytest.fixture(autouse=True)
-def _clean_install_tables(rt: Runtime) -> None:
-    """conftest truncates only the tables it knows; start these empty too."""
-    with transaction(rt.sessions) as session:
-        session.execute(delete(PrivacyExport))
-        session.execute(delete(RedactedCustomer))
 
 
 def install_link(shop: str, secret: str = SECRET, **extra: str) -> dict[str, str]:

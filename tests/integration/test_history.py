@@ -20,7 +20,6 @@ from jobs.history import import_history
 from jobs.tasks import process_inbox
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_fixtures import (
-    _clean_install_tables,
     fake_shopify,
     install,
     settings,

@@ -16,7 +16,6 @@ from connector.runtime import Runtime
 from tests.fakes.shopify import FakeShopify, signed_query
 from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
     APP_URL,
-    _clean_install_tables,
     fake_shopify,
     install,
     install_link,

@@ -16,7 +16,6 @@ from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
     API_KEY as APP_KEY,
 )
 from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
-    _clean_install_tables,
     fake_shopify,
     install,
     settings,

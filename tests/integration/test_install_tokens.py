@@ -21,7 +21,6 @@ from connector.shopify_admin import (
 )
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
-    _clean_install_tables,
     fake_shopify,
     install,
     settings,

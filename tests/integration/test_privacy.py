@@ -24,7 +24,6 @@ from connector.runtime import Runtime
 from connector.sandbox import LocalCustomerIO
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_fixtures import (
-    _clean_install_tables,
     fake_shopify,
     install,
     settings,

@@ -18,45 +18,37 @@ depends_on = None
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _has_table(name: str) -> bool:
-    return sa.inspect(op.get_bind()).has_table(name)
-
-
 def upgrade() -> None:
-    # Guarded: a database whose version table was reset (the test suite does that) may
-    # still hold these tables; their rows are kept rather than dropped.
-    if not _has_table("staff_users"):
-        op.create_table(
-            "staff_users",
-            sa.Column("id", BigId, autoincrement=True, nullable=False),
-            sa.Column("email", sa.String(length=255), nullable=False),
-            sa.Column("password_hash", sa.String(length=255), nullable=False),
-            sa.Column("active", sa.Boolean(), nullable=False),
-            sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
-            sa.Column("last_login_at", connector.models.UTCDateTime(timezone=True), nullable=True),
-            sa.PrimaryKeyConstraint("id"),
-            sa.UniqueConstraint("email"),
+    op.create_table(
+        "staff_users",
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("email", sa.String(length=255), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", connector.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("email"),
+    )
+    op.create_table(
+        "replay_audits",
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=255), nullable=False),
+        sa.Column("filters", sa.JSON(), nullable=False),
+        sa.Column("event_ids", sa.JSON(), nullable=False),
+        sa.Column("shops", sa.JSON(), nullable=False),
+        sa.Column("considered", sa.Integer(), nullable=False),
+        sa.Column("requeued", sa.Integer(), nullable=False),
+        sa.Column("quarantined", sa.Integer(), nullable=False),
+        sa.Column("skipped", sa.Integer(), nullable=False),
+        sa.Column("missing", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("replay_audits", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_replay_audits_created_at"), ["created_at"], unique=False
         )
-    if not _has_table("replay_audits"):
-        op.create_table(
-            "replay_audits",
-            sa.Column("id", BigId, autoincrement=True, nullable=False),
-            sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
-            sa.Column("actor", sa.String(length=255), nullable=False),
-            sa.Column("filters", sa.JSON(), nullable=False),
-            sa.Column("event_ids", sa.JSON(), nullable=False),
-            sa.Column("shops", sa.JSON(), nullable=False),
-            sa.Column("considered", sa.Integer(), nullable=False),
-            sa.Column("requeued", sa.Integer(), nullable=False),
-            sa.Column("quarantined", sa.Integer(), nullable=False),
-            sa.Column("skipped", sa.Integer(), nullable=False),
-            sa.Column("missing", sa.Integer(), nullable=False),
-            sa.PrimaryKeyConstraint("id"),
-        )
-        with op.batch_alter_table("replay_audits", schema=None) as batch_op:
-            batch_op.create_index(
-                batch_op.f("ix_replay_audits_created_at"), ["created_at"], unique=False
-            )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_natural_key", ["natural_key"], unique=False)
         batch_op.create_index(

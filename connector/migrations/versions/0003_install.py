@@ -28,41 +28,33 @@ SHOP_COLUMNS = (
 )
 
 
-def _missing(table: str) -> bool:
-    # tests/conftest.py drops only the tables it lists before migrating PostgreSQL again;
-    # tolerate a leftover table there rather than fail every PostgreSQL test.
-    return not sa.inspect(op.get_bind()).has_table(table)
-
-
 def upgrade() -> None:
     with op.batch_alter_table("shops", schema=None) as batch_op:
         for column in SHOP_COLUMNS:
             batch_op.add_column(column.copy())
-    if _missing("privacy_exports"):
-        op.create_table(
-            "privacy_exports",
-            sa.Column(
-                "id",
-                sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                autoincrement=True,
-                nullable=False,
-            ),
-            sa.Column("shop_domain", sa.String(length=255), nullable=False),
-            sa.Column("data_request_id", sa.String(length=64), nullable=True),
-            sa.Column("customer_id", sa.String(length=64), nullable=True),
-            sa.Column("content", sa.JSON(), nullable=False),
-            sa.Column("created_at", UTC, nullable=False),
-            sa.PrimaryKeyConstraint("id"),
-        )
-        op.create_index("ix_privacy_exports_shop_domain", "privacy_exports", ["shop_domain"])
-    if _missing("redacted_customers"):
-        op.create_table(
-            "redacted_customers",
-            sa.Column("shop_domain", sa.String(length=255), nullable=False),
-            sa.Column("key_hash", sa.String(length=64), nullable=False),
-            sa.Column("redacted_at", UTC, nullable=False),
-            sa.PrimaryKeyConstraint("shop_domain", "key_hash"),
-        )
+    op.create_table(
+        "privacy_exports",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("shop_domain", sa.String(length=255), nullable=False),
+        sa.Column("data_request_id", sa.String(length=64), nullable=True),
+        sa.Column("customer_id", sa.String(length=64), nullable=True),
+        sa.Column("content", sa.JSON(), nullable=False),
+        sa.Column("created_at", UTC, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_privacy_exports_shop_domain", "privacy_exports", ["shop_domain"])
+    op.create_table(
+        "redacted_customers",
+        sa.Column("shop_domain", sa.String(length=255), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("redacted_at", UTC, nullable=False),
+        sa.PrimaryKeyConstraint("shop_domain", "key_hash"),
+    )
 
 
 def downgrade() -> None:
