@@ -19,6 +19,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     app.config["SECRET_KEY"] = runtime.settings.secret_key
+    # Sessions (staff console, merchant settings) travel only with same-site requests and
+    # top-level navigations such as Shopify's OAuth redirect back to us.
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.extensions["connector"] = runtime
     logging.basicConfig(
         level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
