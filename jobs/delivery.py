@@ -26,6 +26,7 @@ from jobs import retry
 from jobs.customerio import (
     SendResult,
     TrackClient,
+    batch_size_ok,
     event_op,
     identifiers_for,
     identify_op,
@@ -140,21 +141,32 @@ class Deliverer:
         operations: list[tuple[dict[str, Any], dict[str, Any]]],
     ) -> tuple[bool, int]:
         flat = [op for pair in operations for op in pair]
+        if len(event_ids) > 1 and not batch_size_ok(flat):  # over Customer.io's size limits
+            return self._send_one_by_one(client, shop_domain, event_ids, operations)
         self.limiter.acquire(client.site_id, max_wait=self.policy.lease_seconds / 2)
         result = client.send_batch(flat)
         if result.outcome == "rejected" and len(event_ids) > 1:
             # One bad operation spoils a whole v2 request: send each event alone to isolate it.
-            # The leases are still ours while we do.
-            sent = 0
-            for event_id, pair in zip(event_ids, operations, strict=True):
-                keep_going, ok = self._send(client, shop_domain, [event_id], [pair])
-                sent += ok
-                if not keep_going:
-                    return False, sent
-            return True, sent
+            return self._send_one_by_one(client, shop_domain, event_ids, operations)
         if result.outcome == "retry" and result.status_code == 429:
             self.limiter.pause(client.site_id, result.retry_after or 1.0)
         return self._record(shop_domain, event_ids, operations, result)
+
+    def _send_one_by_one(
+        self,
+        client: TrackClient,
+        shop_domain: str,
+        event_ids: list[str],
+        operations: list[tuple[dict[str, Any], dict[str, Any]]],
+    ) -> tuple[bool, int]:
+        """Send each event as its own request; the leases are still ours while we do."""
+        sent = 0
+        for event_id, pair in zip(event_ids, operations, strict=True):
+            keep_going, ok = self._send(client, shop_domain, [event_id], [pair])
+            sent += ok
+            if not keep_going:
+                return False, sent
+        return True, sent
 
     def _record(
         self,

@@ -175,3 +175,23 @@ def test_redis_flushed_before_delivery_loses_nothing(
     drive_until(rt, lambda: statuses(rt).get("delivered") == 5, timeout=20)
     assert len(fake_cio.events_named("order_placed")) == 5
     assert fake_cio.duplicate_events == 0
+
+
+def test_a_batch_over_the_size_limit_is_sent_event_by_event(
+    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+) -> None:
+    base = sample("orders_create_2026-07.json")
+    item = base["line_items"][0]
+    for index in range(30):  # ~20 KB of event data each: one batch of 30 is over 500 KB
+        order = copy.deepcopy(base)
+        order["id"] = 9_100_000 + index
+        order["customer"]["id"] = 91_000 + index
+        order["line_items"] = [
+            {**item, "id": n, "title": f"{item['title']} {n:03d}" * 4} for n in range(60)
+        ]
+        post_webhook(client, "orders/create", order, f"big-{index}")
+    run_jobs(rt)
+    assert statuses(rt) == {"delivered": 30}
+    batches = [r for r in fake_cio.requests if r["path"] == "/api/v2/batch"]
+    assert [len(r["ops"]) for r in batches] == [2] * 30  # no request over the limit was tried
+    assert all(r["status"] == 200 for r in batches)
