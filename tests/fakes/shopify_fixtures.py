@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import redis
 import requests
 from flask.testing import FlaskClient
 
 from connector.config import Settings
-from connector.sandbox import LocalCustomerIO
 from tests.fakes.shopify import FakeShopify, signed_query
-from tests.support import SECRET, make_settings
+from tests.support import SECRET
 
 API_KEY = "test-api-key"
 APP_URL = "https://connector.example"
@@ -31,22 +29,9 @@ def fake_shopify() -> Iterator[FakeShopify]:
 
 
 @pytest.fixture
-def settings(
-    database_url: str,
-    redis_url: str,
-    redis_conn: redis.Redis,
-    tmp_path: Path,
-    fake_cio: LocalCustomerIO,
-    fake_shopify: FakeShopify,
-) -> Settings:
-    return make_settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        instance_dir=tmp_path,
-        customerio_track_url=fake_cio.url,
-        shopify_admin_base_url=fake_shopify.url_template,
-        app_url=APP_URL,
-    )
+def settings(settings: Settings, fake_shopify: FakeShopify) -> Settings:
+    """The suite's settings, pointed at the fake Shopify too."""
+    return replace(settings, shopify_admin_base_url=fake_shopify.url_template, app_url=APP_URL)
 
 
 def install_link(shop: str, secret: str = SECRET, **extra: str) -> dict[str, str]:
