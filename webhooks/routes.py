@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -45,13 +46,7 @@ def receive() -> ResponseReturnValue:
             "webhook topic %s from %s acknowledged and ignored", headers.topic, headers.shop_domain
         )
         return jsonify(status="ignored", reason="topic not handled"), 200
-    key_field = "token" if headers.topic in CHECKOUT_TOPICS else "id"
-    resource_key = payload.get(key_field)
-    if headers.topic in PRIVACY_TOPICS:  # no id/token: the customer's id, or the shop's
-        customer = payload.get("customer")
-        resource_key = (customer.get("id") if isinstance(customer, dict) else None) or payload.get(
-            "shop_id"
-        )
+    resource_key = _resource_key(headers.topic, payload)
     try:
         with rt.autocommit_engine.connect() as connection:  # one statement, one round trip
             created = store.record_delivery(
@@ -75,3 +70,16 @@ def receive() -> ResponseReturnValue:
         return jsonify(status="duplicate"), 200
     rt.kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
     return jsonify(status="accepted"), 200
+
+
+def _resource_key(topic: str, payload: dict[str, Any]) -> Any:
+    """What the delivery is about: the order id, the checkout token, or for privacy
+    requests (which have neither) the customer's id, else the shop's."""
+    if topic in CHECKOUT_TOPICS:
+        return payload.get("token")
+    if topic in PRIVACY_TOPICS:
+        customer = payload.get("customer")
+        return (customer.get("id") if isinstance(customer, dict) else None) or payload.get(
+            "shop_id"
+        )
+    return payload.get("id")
