@@ -30,18 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.app import create_app  # noqa: E402
 from connector.config import Settings  # noqa: E402
-from connector.db import transaction, upgrade  # noqa: E402
-from connector.events import ORDER_PLACED, CanonicalEvent, stable_event_id  # noqa: E402
-from connector.models import (  # noqa: E402
+from connector.console.staff import add_staff  # noqa: E402
+from connector.events import CanonicalEvent, EventName, stable_event_id  # noqa: E402
+from connector.runtime import Runtime  # noqa: E402
+from connector.storage.db import transaction, upgrade  # noqa: E402
+from connector.storage.models import (  # noqa: E402
     DeliveryAttempt,
     Event,
     ReplayAudit,
     Shop,
     WebhookDelivery,
-    utcnow,
 )
-from connector.runtime import Runtime  # noqa: E402
-from connector.staff import add_staff  # noqa: E402
+from connector.timeutil import utcnow  # noqa: E402
 from webhooks.mapping import map_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def seed(rt: Runtime, count: int) -> dict[str, str]:
             shop = SHOPS[i % len(SHOPS)]
             status, _, reason = rng.choice(statuses)
             occurred = now - timedelta(seconds=rng.uniform(0, 30 * 86400))
-            event_id = stable_event_id(shop, ORDER_PLACED, str(10_000_000 + i))
+            event_id = stable_event_id(shop, EventName.ORDER_PLACED, str(10_000_000 + i))
             delivered = occurred + timedelta(seconds=rng.lognormvariate(1.5, 1.0))
             webhooks.append(_webhook(i, shop, event_id, occurred))
             events.append(_event(i, shop, event_id, base, status, reason, occurred, delivered))
@@ -97,7 +97,9 @@ def seed(rt: Runtime, count: int) -> dict[str, str]:
         email=f"shopper{middle}@example.com",
         customer=str(500_000 + middle),
         token=f"checkout-{middle}",
-        event=stable_event_id(SHOPS[middle % len(SHOPS)], ORDER_PLACED, str(10_000_000 + middle)),
+        event=stable_event_id(
+            SHOPS[middle % len(SHOPS)], EventName.ORDER_PLACED, str(10_000_000 + middle)
+        ),
         shop=SHOPS[0],
     )
     return targets
@@ -134,7 +136,7 @@ def _event(
     properties["checkout_token"] = f"checkout-{i}"
     person = {**asdict(base.person), "customer_id": customer_id, "email": email}
     return {
-        "id": event_id, "shop_domain": shop, "name": ORDER_PLACED, "natural_key": order_id,
+        "id": event_id, "shop_domain": shop, "name": "order_placed", "natural_key": order_id,
         "reference": f"#{i}", "person_id": customer_id, "customer_id": customer_id,
         "email": email, "person": person, "occurred_at": occurred,
         "properties": properties, "status": status, "reason": reason,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox import LocalCustomerIO
+from connector.dev.fake_customerio import FakeCustomerIO
 from rq import Worker
 
 from loadgen import LoadResult, run_load, write_request_files
@@ -69,13 +69,13 @@ def start_web(children: Children, app: str, env: dict[str, str], log: Path, **kw
     return port
 
 
-def start_fake() -> LocalCustomerIO:
-    fake = LocalCustomerIO({SITE_ID: TRACK_KEY}).start()
+def start_fake() -> FakeCustomerIO:
+    fake = FakeCustomerIO({SITE_ID: TRACK_KEY}).start()
     fake.set_delay(CIO_DELAY)
     return fake
 
 
-def batch_requests(fake: LocalCustomerIO) -> list[dict[str, Any]]:
+def batch_requests(fake: FakeCustomerIO) -> list[dict[str, Any]]:
     return [r for r in list(fake.requests) if r["path"].startswith("/api/v2/batch")]
 
 
@@ -288,7 +288,7 @@ def _delivered(instance: Instance) -> int:
 def _delivery_run(
     label: str,
     instance: Instance,
-    fake: LocalCustomerIO,
+    fake: FakeCustomerIO,
     load: PostStats,
     batch_size: int,
     rate: float,

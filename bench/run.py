@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py [--only ingest|delivery|latency] [--database-url URL]
                                   [--seconds N] [--loadgen auto|python]
 
-Everything runs on 127.0.0.1: gunicorn, the RQ worker, a LocalCustomerIO stand-in (in this
+Everything runs on 127.0.0.1: gunicorn, the RQ worker, a FakeCustomerIO stand-in (in this
 process), Redis db 13 (flushed), SQLite in a temp dir and PostgreSQL in a throwaway schema.
 Every child runs in its own process group and is killed on the way out, even on error.
 See docs/benchmarks.md for what each figure means.

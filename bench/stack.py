@@ -11,8 +11,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
-from connector.db import make_engine
-from connector.models import Event, InboxState, WebhookDelivery
+from connector.statuses import InboxState
+from connector.storage.db import make_engine
+from connector.storage.models import Event, WebhookDelivery
 from redis import Redis
 from sqlalchemy import Engine, func, select
 
@@ -99,7 +100,7 @@ def create_instance(
         database_url, schema = create_pg_schema(pg_url)
         pg_schema = (pg_url, schema)
     else:
-        database_url = f"sqlite:///{instance_dir / 'connector.db'}"
+        database_url = f"sqlite:///{instance_dir / 'connector.storage.db'}"
     redis = Redis.from_url(redis_url)
     redis.flushdb()  # the bench's own Redis db: no stale kick flags, jobs or rate-limit state
     env = connector_env(

@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from connector.config import Settings
 from connector.csrf import csrf_token
 from connector.runtime import Runtime
+from jobs.queue import DebouncedKicker
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:
@@ -23,12 +24,13 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     # top-level navigations such as Shopify's OAuth redirect back to us.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.extensions["connector"] = runtime
+    app.extensions["kicker"] = DebouncedKicker(runtime.settings.kick_debounce_seconds)
     logging.basicConfig(
         level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
 
-    from connector.console import blueprint as console_blueprint
-    from connector.install import blueprint as install_blueprint
+    from connector.console.views import blueprint as console_blueprint
+    from connector.install.views import blueprint as install_blueprint
     from webhooks.routes import blueprint as webhooks_blueprint
 
     app.register_blueprint(webhooks_blueprint)

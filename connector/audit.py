@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.db import transaction
-from connector.models import Event, EventStatus, ReplayAudit
 from connector.runtime import Runtime
+from connector.statuses import EventStatus
+from connector.storage.db import transaction
+from connector.storage.models import Event, ReplayAudit
 from jobs import queue
 from jobs.replay import REPLAYABLE, ReplayOutcome, find_replayable, replay_events
 from jobs.replay import retry_failed_deliveries as retry_inbox

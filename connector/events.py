@@ -5,12 +5,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from ulid import ULID
 
-ORDER_PLACED = "order_placed"
-CHECKOUT_STARTED = "checkout_started"
+
+class EventName(StrEnum):
+    """The canonical events the track spec (spec.yaml) defines."""
+
+    ORDER_PLACED = "order_placed"
+    CHECKOUT_STARTED = "checkout_started"
 
 
 def stable_event_id(shop_domain: str, event_name: str, natural_key: str) -> str:

@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from redis import Redis
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from connector import db
 from connector.config import ConfigError, Settings
 from connector.crypto import SecretBox
 from connector.spec import TrackSpec, load_spec
-from jobs.queue import DebouncedKicker
+from connector.storage import db
+from connector.storage.db import Engine, Sessions
 
 
 @dataclass
@@ -34,7 +32,7 @@ class Runtime:
         return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @cached_property
-    def sessions(self) -> sessionmaker[Session]:
+    def sessions(self) -> Sessions:
         return db.make_sessionmaker(self.engine)
 
     @cached_property
@@ -45,10 +43,6 @@ class Runtime:
                 "or point REDIS_URL at a Redis server"
             )
         return Redis.from_url(self.settings.redis_url, socket_timeout=10, health_check_interval=30)
-
-    @cached_property
-    def kicker(self) -> DebouncedKicker:
-        return DebouncedKicker(self.settings.kick_debounce_seconds)
 
     @cached_property
     def secrets(self) -> SecretBox:

@@ -18,12 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import store
 from connector.crypto import SecretBox
-from connector.db import transaction
-from connector.models import DeliveryAttempt, Event, EventStatus, Shop, ShopStatus, utcnow
-from jobs import retry
-from jobs.customerio import (
+from connector.customerio import (
     SendResult,
     TrackClient,
     batch_size_ok,
@@ -33,6 +29,12 @@ from jobs.customerio import (
     shared_session,
     track_base_url,
 )
+from connector.statuses import EventStatus, ShopStatus
+from connector.storage import store
+from connector.storage.db import transaction
+from connector.storage.models import DeliveryAttempt, Event, Shop
+from connector.timeutil import utcnow
+from jobs import retry
 from jobs.processing import order_stats
 from jobs.ratelimit import RateLimiter
 

@@ -16,17 +16,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from connector import store
-from connector.db import transaction
-from connector.events import ORDER_PLACED
-from connector.models import CustomerLedger, CustomerOrder, Event, EventStatus, Shop, utcnow
+from connector.events import EventName
 from connector.runtime import Runtime
-from connector.shopify_admin import (
+from connector.shopify.admin import (
     AdminClient,
     ShopifyAuthError,
     client_for,
 )
 from connector.spec import validate
+from connector.statuses import EventStatus
+from connector.storage import store
+from connector.storage.db import transaction
+from connector.storage.models import CustomerLedger, CustomerOrder, Event, Shop
+from connector.timeutil import utcnow
 from jobs.processing import OrderCountLookup, _apply, _set_validation_status, decide_first_order
 from webhooks.mapping import MappingError, map_order
 
@@ -203,14 +205,14 @@ def _backfill_order(session: Session, rt: Runtime, shop_domain: str, node: dict[
     stored = Event(
         id=event.id,
         shop_domain=shop_domain,
-        name=ORDER_PLACED,
+        name=EventName.ORDER_PLACED,
         natural_key=event.natural_key,
         status=EventStatus.PENDING,
         attempts=0,
     )
     _apply(stored, event)
     session.add(stored)
-    _set_validation_status(stored, validate(rt.spec, ORDER_PLACED, event.properties))
+    _set_validation_status(stored, validate(rt.spec, EventName.ORDER_PLACED, event.properties))
     return "created"
 
 

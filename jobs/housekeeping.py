@@ -8,9 +8,11 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector import store
-from connector.db import transaction
-from connector.models import Event, EventStatus, utcnow
+from connector.statuses import EventStatus
+from connector.storage import store
+from connector.storage.db import transaction
+from connector.storage.models import Event
+from connector.timeutil import utcnow
 
 
 @dataclass(frozen=True)

@@ -21,21 +21,19 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from connector.models import (
+from connector.statuses import EventStatus, InboxState, ShopStatus
+from connector.storage.models import (
     CustomerLedger,
     CustomerOrder,
     DeliveryAttempt,
     Event,
-    EventStatus,
-    InboxState,
     PrivacyExport,
     RedactedCustomer,
     Shop,
-    ShopStatus,
     WebhookDelivery,
-    utcnow,
 )
-from webhooks.topics import APP_UNINSTALLED, CUSTOMERS_DATA_REQUEST, CUSTOMERS_REDACT, SHOP_REDACT
+from connector.timeutil import utcnow
+from webhooks.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +51,10 @@ def handle_lifecycle(session: Session, row: WebhookDelivery) -> None:
     """Apply one uninstall or privacy delivery and mark it processed."""
     payload = json.loads(row.body)
     handlers = {
-        APP_UNINSTALLED: mark_uninstalled,
-        CUSTOMERS_DATA_REQUEST: export_customer,
-        CUSTOMERS_REDACT: redact_customer,
-        SHOP_REDACT: redact_shop,
+        Topic.APP_UNINSTALLED: mark_uninstalled,
+        Topic.CUSTOMERS_DATA_REQUEST: export_customer,
+        Topic.CUSTOMERS_REDACT: redact_customer,
+        Topic.SHOP_REDACT: redact_shop,
     }
     reason = handlers[row.topic](session, row, payload)
     row.state, row.state_reason, row.processed_at = InboxState.PROCESSED, reason, utcnow()

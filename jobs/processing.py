@@ -13,27 +13,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector import store
-from connector.events import CHECKOUT_STARTED, ORDER_PLACED, CanonicalEvent, stable_event_id
-from connector.models import (
-    CustomerLedger,
-    CustomerOrder,
-    Event,
-    EventStatus,
-    InboxState,
-    Shop,
-    WebhookDelivery,
-    utcnow,
-)
+from connector.events import CanonicalEvent, EventName, stable_event_id
 from connector.spec import TrackSpec, validate
+from connector.statuses import EventStatus, InboxState
+from connector.storage import store
+from connector.storage.models import CustomerLedger, CustomerOrder, Event, Shop, WebhookDelivery
+from connector.timeutil import utcnow
 from jobs import privacy
 from webhooks.mapping import MappingError, map_checkout, map_order
-from webhooks.topics import (
-    CHECKOUT_TOPICS,
-    LIFECYCLE_TOPICS,
-    ORDER_PLACING_TOPICS,
-    ORDERS_CANCELLED,
-)
+from webhooks.topics import CHECKOUT_TOPICS, LIFECYCLE_TOPICS, ORDER_PLACING_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +76,11 @@ def _prefetch_events(
     ids = set()
     for row, payload in parsed:
         key_field = "id" if row.topic in ORDER_PLACING_TOPICS else "token"
-        name = ORDER_PLACED if row.topic in ORDER_PLACING_TOPICS else CHECKOUT_STARTED
+        name = (
+            EventName.ORDER_PLACED
+            if row.topic in ORDER_PLACING_TOPICS
+            else EventName.CHECKOUT_STARTED
+        )
         if isinstance(payload, dict) and payload.get(key_field) not in (None, ""):
             ids.add(stable_event_id(shop_domain, name, str(payload[key_field])))
     found = session.scalars(select(Event).where(Event.id.in_(ids))).all() if ids else []
@@ -136,7 +128,7 @@ def _handle(
 ) -> None:
     if row.topic in ORDER_PLACING_TOPICS:
         _handle_order(session, spec, shop, row, payload, order_count)
-    elif row.topic == ORDERS_CANCELLED:
+    elif row.topic == Topic.ORDERS_CANCELLED:
         _finish(row, InboxState.PROCESSED, "recorded: order cancelled")
     elif row.topic in CHECKOUT_TOPICS:
         _handle_checkout(session, spec, row, payload)
@@ -256,7 +248,7 @@ def _handle_checkout(
     if existing.status == EventStatus.WAITING_FOR_IDENTITY and event.person.id is not None:
         # The same checkout gained an email: the one checkout_started goes to that person,
         # with the checkout's original timestamp.
-        violations = validate(spec, CHECKOUT_STARTED, event.properties)
+        violations = validate(spec, EventName.CHECKOUT_STARTED, event.properties)
         _apply(existing, event)
         _set_validation_status(existing, violations)
         _finish(row, InboxState.PROCESSED, "checkout identified", existing.id)
@@ -313,7 +305,9 @@ def _apply(stored: Event, event: CanonicalEvent) -> None:
     stored.occurred_at = event.occurred_at
     stored.properties = event.properties
     stored.reference = (
-        event.properties.get("order_name") if event.name == ORDER_PLACED else event.natural_key
+        event.properties.get("order_name")
+        if event.name == EventName.ORDER_PLACED
+        else event.natural_key
     )
 
 
@@ -331,7 +325,7 @@ def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
         return validate(spec, stored.name, stored.properties)
     payload = json.loads(row.body)
     source = stored.properties.get("event_source", "webhook")
-    if stored.name == ORDER_PLACED:
+    if stored.name == EventName.ORDER_PLACED:
         event = map_order(payload, shop_domain=stored.shop_domain, event_source=source)
         event = event.with_properties(is_first_order=stored.properties.get("is_first_order", False))
     else:

@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.models import Event, EventStatus, InboxState, WebhookDelivery
 from connector.spec import TrackSpec
+from connector.statuses import EventStatus, InboxState
+from connector.storage.models import Event, WebhookDelivery
 from jobs.processing import remap_event
 
 REPLAYABLE = (EventStatus.FAILED, EventStatus.QUARANTINED)

@@ -6,7 +6,7 @@ import logging
 import time
 
 from connector import runtime
-from connector.db import transaction
+from connector.storage.db import transaction
 from jobs import history, queue
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work

@@ -9,18 +9,21 @@ from pathlib import Path
 import pytest
 import redis
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
-from connector import embedded_redis, runtime
+from connector import runtime
 from connector.app import create_app
 from connector.config import Settings
-from connector.db import upgrade
-from connector.models import Base
+from connector.dev import embedded_redis
+from connector.dev.fake_customerio import FakeCustomerIO
+from connector.dev.isolation import claimed_redis_database, new_schema_name, schema_url
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
+from connector.storage.db import upgrade
+from connector.storage.models import Base
 from tests.support import API_KEY, SHOP, SITE_ID, add_shop, make_settings
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
 
@@ -33,10 +36,15 @@ def _reachable(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: TEST_REDIS_URL, else the local server's db 15, else an embedded one."""
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    if _reachable(url):
-        yield url
+    """A real Redis database of this run's own: TEST_REDIS_URL as given, else a database
+    index claimed on the local server (so runs side by side never meet), else an embedded
+    server."""
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    if _reachable(LOCAL_REDIS):
+        with claimed_redis_database(LOCAL_REDIS) as url:
+            yield url
         return
     process, url = embedded_redis.start(tmp_path_factory.mktemp("redis"))
     yield url
@@ -51,37 +59,51 @@ def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
     conn.flushdb()
 
 
+def _engine(url: str) -> Engine:
+    return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
 @pytest.fixture(scope="session")
-def postgres_ready() -> bool:
+def postgres_url() -> Iterator[str | None]:
+    """A PostgreSQL schema of this run's own, migrated to head and dropped at the end;
+    None when PostgreSQL is not reachable."""
+    schema = new_schema_name("test")
     try:
-        engine = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.begin() as conn:
-            conn.execute(
-                text("DROP TABLE IF EXISTS " + ", ".join(TABLES) + ", alembic_version CASCADE")
-            )
+        admin = _engine(POSTGRES_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception:  # noqa: BLE001 - any failure means "not reachable here"
+        yield None
+        return
+    url = schema_url(POSTGRES_URL, schema)
+    try:
+        engine = _engine(url)
         upgrade(engine)
         engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable here"
-        return False
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/connector.db"
-    if not request.getfixturevalue("postgres_ready"):
+    url = request.getfixturevalue("postgres_url")
+    if url is None:
         pytest.skip("PostgreSQL is not reachable on loopback")
-    engine = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
+    engine = _engine(url)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE " + ", ".join(TABLES) + " CASCADE"))
     engine.dispose()
-    return POSTGRES_URL
+    return str(url)
 
 
 @pytest.fixture
-def fake_cio() -> Iterator[LocalCustomerIO]:
-    with LocalCustomerIO(credentials={SITE_ID: API_KEY}) as fake:
+def fake_customerio() -> Iterator[FakeCustomerIO]:
+    with FakeCustomerIO(credentials={SITE_ID: API_KEY}) as fake:
         yield fake
 
 
@@ -91,13 +113,13 @@ def settings(
     redis_url: str,
     redis_conn: redis.Redis,
     tmp_path: Path,
-    fake_cio: LocalCustomerIO,
+    fake_customerio: FakeCustomerIO,
 ) -> Settings:
     return make_settings(
         database_url=database_url,
         redis_url=redis_url,
         instance_dir=tmp_path,
-        customerio_track_url=fake_cio.url,
+        customerio_track_url=fake_customerio.url,
     )
 
 

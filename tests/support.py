@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 
 from connector.config import Settings
-from connector.db import transaction
-from connector.models import Shop
 from connector.runtime import Runtime
+from connector.storage.db import transaction
+from connector.storage.models import Shop
 from webhooks.verify import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +144,7 @@ STAFF_EMAIL, STAFF_PASSWORD = "support@example.com", "correct horse battery"
 
 def add_staff_account(rt: Runtime, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD) -> str:
     """A console account for the support staff tests."""
-    from connector.staff import add_staff
+    from connector.console.staff import add_staff
 
     with transaction(rt.sessions) as session:
         add_staff(session, email, password)
@@ -181,15 +181,15 @@ def console_order(index: int = 0) -> dict[str, Any]:
 
 def failed_order_event(client: FlaskClient, rt: Runtime, index: int = 0) -> str:
     """An order whose delivery failed on a wrong API key; the key is fixed afterwards."""
-    from connector.events import ORDER_PLACED, stable_event_id
-    from connector.models import Event
+    from connector.events import EventName, stable_event_id
+    from connector.storage.models import Event
 
     add_shop(rt, SHOP, api_key="wrong-key")
     response = post_webhook(client, "orders/create", console_order(index), f"evt-{index}")
     assert response.status_code == 200
     run_jobs(rt)
     add_shop(rt, SHOP)  # the right key again, and the shop active again
-    event_id = stable_event_id(SHOP, ORDER_PLACED, str(9_100_000 + index))
+    event_id = stable_event_id(SHOP, EventName.ORDER_PLACED, str(9_100_000 + index))
     with rt.sessions() as session:
         event = session.get(Event, event_id)
         assert event is not None and event.status == "failed", event and event.status

@@ -1,4 +1,4 @@
-"""TrackClient against LocalCustomerIO over real loopback sockets."""
+"""TrackClient against FakeCustomerIO over real loopback sockets."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pytest
 import requests
 from ulid import ULID
 
-from connector.sandbox import LocalCustomerIO
-from jobs.customerio import (
+from connector.customerio import (
     REGION_HOSTS,
     SendResult,
     TrackClient,
@@ -26,7 +25,8 @@ from jobs.customerio import (
     shared_session,
     track_base_url,
 )
-from jobs.customerio import _result as result_from_response
+from connector.customerio import _result as result_from_response
+from connector.dev.fake_customerio import FakeCustomerIO
 
 SITE_ID, API_KEY = "site-1", "key-1"
 EMAIL = "ana@example.com"
@@ -34,8 +34,8 @@ TS = 1_732_790_400
 
 
 @pytest.fixture
-def sandbox() -> Iterator[LocalCustomerIO]:
-    with LocalCustomerIO({SITE_ID: API_KEY}) as server:
+def fake_customerio() -> Iterator[FakeCustomerIO]:
+    with FakeCustomerIO({SITE_ID: API_KEY}) as server:
         yield server
 
 
@@ -46,8 +46,10 @@ def session() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def client(sandbox: LocalCustomerIO, session: requests.Session) -> TrackClient:
-    return TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=sandbox.url, session=session)
+def client(fake_customerio: FakeCustomerIO, session: requests.Session) -> TrackClient:
+    return TrackClient(
+        site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, session=session
+    )
 
 
 def order_ops(event_id: str | None = None, person: str = "8812") -> list[dict]:
@@ -109,16 +111,16 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after(formatdate(now - 7, usegmt=True), now=now) == 0.0
 
 
-def test_delivered_batch(client: TrackClient, sandbox: LocalCustomerIO) -> None:
+def test_delivered_batch(client: TrackClient, fake_customerio: FakeCustomerIO) -> None:
     event_id = str(ULID())
     result = client.send_batch(order_ops(event_id))
     assert (result.outcome, result.status_code, result.failed_ops) == ("delivered", 200, {})
     assert result.ok and result.latency_ms > 0
-    assert sandbox.people["8812"] == {"email": EMAIL, "first_name": "Ana"}
-    [event] = sandbox.events_named("order_placed")
+    assert fake_customerio.people["8812"] == {"email": EMAIL, "first_name": "Ana"}
+    [event] = fake_customerio.events_named("order_placed")
     assert event["id"] == event_id and event["identifiers"] == {"id": "8812"}
     assert event["attributes"] == {"revenue": 84.5} and event["timestamp"] == TS
-    [request] = sandbox.requests
+    [request] = fake_customerio.requests
     assert (request["method"], request["path"], request["site_id"]) == (
         "POST",
         "/api/v2/batch",
@@ -127,55 +129,59 @@ def test_delivered_batch(client: TrackClient, sandbox: LocalCustomerIO) -> None:
     assert request["status"] == 200 and len(request["ops"]) == 2
 
 
-def test_repeated_event_id_is_counted_once(client: TrackClient, sandbox: LocalCustomerIO) -> None:
+def test_repeated_event_id_is_counted_once(
+    client: TrackClient, fake_customerio: FakeCustomerIO
+) -> None:
     event_id = str(ULID())
     assert client.send_batch(order_ops(event_id)).outcome == "delivered"
     assert client.send_batch(order_ops(event_id)).outcome == "delivered"
-    assert len(sandbox.events) == 1
-    assert sandbox.duplicate_events == 1
-    assert len(sandbox.identifies) == 2
+    assert len(fake_customerio.events) == 1
+    assert fake_customerio.duplicate_events == 1
+    assert len(fake_customerio.identifies) == 2
 
 
-def test_wrong_key_is_rejected_credentials(sandbox: LocalCustomerIO, session) -> None:
-    client = TrackClient(site_id=SITE_ID, api_key="nope", base_url=sandbox.url, session=session)
+def test_wrong_key_is_rejected_credentials(fake_customerio: FakeCustomerIO, session) -> None:
+    client = TrackClient(
+        site_id=SITE_ID, api_key="nope", base_url=fake_customerio.url, session=session
+    )
     result = client.send_batch(order_ops(person=EMAIL))
     assert (result.outcome, result.status_code) == ("rejected_credentials", 401)
     assert result.reason.startswith("401 Unauthorized")
     assert "Unauthorized request" in result.excerpt
     assert_no_email(result)
-    assert sandbox.events == [] and sandbox.people == {}
+    assert fake_customerio.events == [] and fake_customerio.people == {}
 
 
-def test_429_retry_after_is_parsed(client: TrackClient, sandbox: LocalCustomerIO) -> None:
-    sandbox.rate_limit_for(5, retry_after=3)
+def test_429_retry_after_is_parsed(client: TrackClient, fake_customerio: FakeCustomerIO) -> None:
+    fake_customerio.rate_limit_for(5, retry_after=3)
     result = client.send_batch(order_ops(person=EMAIL))
     assert (result.outcome, result.status_code, result.retry_after) == ("retry", 429, 3.0)
     assert result.reason.startswith("429 Too Many Requests")
     assert_no_email(result)
 
 
-def test_500_is_retry(client: TrackClient, sandbox: LocalCustomerIO) -> None:
-    sandbox.fail_next(1, status=503)
+def test_500_is_retry(client: TrackClient, fake_customerio: FakeCustomerIO) -> None:
+    fake_customerio.fail_next(1, status=503)
     result = client.send_batch(order_ops(person=EMAIL))
     assert (result.outcome, result.status_code) == ("retry", 503)
     assert_no_email(result)
     assert client.send_batch(order_ops()).outcome == "delivered"
-    assert [r["status"] for r in sandbox.requests] == [503, 200]
+    assert [r["status"] for r in fake_customerio.requests] == [503, 200]
 
 
-def test_slow_server_times_out(sandbox: LocalCustomerIO, session) -> None:
+def test_slow_server_times_out(fake_customerio: FakeCustomerIO, session) -> None:
     client = TrackClient(
-        site_id=SITE_ID, api_key=API_KEY, base_url=sandbox.url, timeout=0.2, session=session
+        site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, timeout=0.2, session=session
     )
-    sandbox.set_delay(0.6)
+    fake_customerio.set_delay(0.6)
     result = client.send_batch(order_ops(person=EMAIL))
     assert (result.status_code, result.outcome, result.reason) == (None, "retry", "timeout")
     assert 150 < result.latency_ms < 600
     assert_no_email(result)
 
 
-def test_dropped_connection_is_retry(client: TrackClient, sandbox: LocalCustomerIO) -> None:
-    sandbox.drop_next(1)
+def test_dropped_connection_is_retry(client: TrackClient, fake_customerio: FakeCustomerIO) -> None:
+    fake_customerio.drop_next(1)
     result = client.send_batch(order_ops(person=EMAIL))
     assert (result.status_code, result.outcome, result.reason) == (
         None,
@@ -183,12 +189,15 @@ def test_dropped_connection_is_retry(client: TrackClient, sandbox: LocalCustomer
         "connection error",
     )
     assert_no_email(result)
-    assert sandbox.requests[0]["status"] is None and len(sandbox.requests[0]["ops"]) == 2
+    assert (
+        fake_customerio.requests[0]["status"] is None
+        and len(fake_customerio.requests[0]["ops"]) == 2
+    )
     assert client.send_batch(order_ops()).outcome == "delivered"
 
 
 def test_connection_refused_is_retry(session: requests.Session) -> None:
-    with LocalCustomerIO({SITE_ID: API_KEY}) as server:
+    with FakeCustomerIO({SITE_ID: API_KEY}) as server:
         url = server.url
     client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=url, session=session)
     result = client.send_batch(order_ops())
@@ -199,7 +208,9 @@ def test_connection_refused_is_retry(session: requests.Session) -> None:
     )
 
 
-def test_one_invalid_op_makes_a_partial(client: TrackClient, sandbox: LocalCustomerIO) -> None:
+def test_one_invalid_op_makes_a_partial(
+    client: TrackClient, fake_customerio: FakeCustomerIO
+) -> None:
     ops = order_ops(person=EMAIL)
     bad = event_op(identifiers_for(EMAIL), "order_placed", "not-a-ulid", TS, {})
     ops.insert(1, bad)
@@ -207,7 +218,7 @@ def test_one_invalid_op_makes_a_partial(client: TrackClient, sandbox: LocalCusto
     assert (result.outcome, result.status_code) == ("partial", 207)
     assert list(result.failed_ops) == [1]
     assert "id" in result.failed_ops[1] and "ULID" in result.failed_ops[1]
-    assert len(sandbox.events) == 1 and EMAIL in sandbox.people
+    assert len(fake_customerio.events) == 1 and EMAIL in fake_customerio.people
     assert_no_email(result)
 
 
@@ -232,14 +243,14 @@ def test_long_bodies_are_cut_and_emails_redacted() -> None:
     assert_no_email(result)
 
 
-def test_check_credentials(client: TrackClient, sandbox: LocalCustomerIO, session) -> None:
+def test_check_credentials(client: TrackClient, fake_customerio: FakeCustomerIO, session) -> None:
     ok = client.check_credentials()
     assert (ok.outcome, ok.status_code) == ("delivered", 200)
     assert json.loads(ok.excerpt)["data_center"] == "us"
-    sandbox.set_credentials(SITE_ID, "rotated")
+    fake_customerio.set_credentials(SITE_ID, "rotated")
     denied = client.check_credentials()
     assert (denied.outcome, denied.status_code) == ("rejected_credentials", 401)
-    assert sandbox.requests[-1]["path"] == "/api/v1/accounts/region"
+    assert fake_customerio.requests[-1]["path"] == "/api/v1/accounts/region"
 
 
 def test_repr_hides_the_api_key(client: TrackClient) -> None:
@@ -262,24 +273,24 @@ def test_shared_session_is_one_per_process() -> None:
     os.close(write)
 
 
-def test_shared_session_is_used_by_default(sandbox: LocalCustomerIO) -> None:
-    client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=sandbox.url)
+def test_shared_session_is_used_by_default(fake_customerio: FakeCustomerIO) -> None:
+    client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url)
     assert client.session is shared_session()
     assert client.send_batch(order_ops()).outcome == "delivered"
 
 
-# -- the sandbox on its own ------------------------------------------------------------------
+# -- the fake Customer.io on its own --------------------------------------------------------
 
 
-def post(sandbox: LocalCustomerIO, path: str, data: bytes) -> requests.Response:
-    return requests.post(sandbox.url + path, data=data, auth=(SITE_ID, API_KEY), timeout=5)
+def post(fake_customerio: FakeCustomerIO, path: str, data: bytes) -> requests.Response:
+    return requests.post(fake_customerio.url + path, data=data, auth=(SITE_ID, API_KEY), timeout=5)
 
 
 @pytest.mark.parametrize(
     "body", [b"{not json", b"[]", b'{"batch": {}}', b'{"batch": [' + b"1," * 260_000 + b"1]}"]
 )
-def test_sandbox_rejects_malformed_batches(sandbox: LocalCustomerIO, body: bytes) -> None:
-    response = post(sandbox, "/api/v2/batch", body)
+def test_sandbox_rejects_malformed_batches(fake_customerio: FakeCustomerIO, body: bytes) -> None:
+    response = post(fake_customerio, "/api/v2/batch", body)
     assert response.status_code == 400
     assert response.json()["errors"][0]["reason"] == "invalid"
 
@@ -300,53 +311,63 @@ def test_sandbox_rejects_malformed_batches(sandbox: LocalCustomerIO, body: bytes
         ({"attributes": []}, "attributes"),
     ],
 )
-def test_sandbox_validates_event_ops(sandbox: LocalCustomerIO, change: dict, field: str) -> None:
+def test_sandbox_validates_event_ops(
+    fake_customerio: FakeCustomerIO, change: dict, field: str
+) -> None:
     good = event_op({"id": "1"}, "order_placed", str(ULID()), TS, {})
     body = json.dumps({"batch": [good, {**good, **change}]}).encode()
-    response = post(sandbox, "/api/v2/batch", body)
+    response = post(fake_customerio, "/api/v2/batch", body)
     assert response.status_code == 207
     [error] = response.json()["errors"]
     assert error["batch_index"] == 1 and error["field"].startswith(field)
 
 
-def test_sandbox_entity_endpoint(sandbox: LocalCustomerIO) -> None:
+def test_sandbox_entity_endpoint(fake_customerio: FakeCustomerIO) -> None:
     op = event_op({"id": "7"}, "checkout_started", str(ULID()), TS, {})
-    assert post(sandbox, "/api/v2/entity", json.dumps(op).encode()).status_code == 200
-    assert post(sandbox, "/api/v2/entity", json.dumps(op).encode()).status_code == 200
-    assert len(sandbox.events_named("checkout_started")) == 1
-    response = post(sandbox, "/api/v2/entity", json.dumps({**op, "id": "x"}).encode())
+    assert post(fake_customerio, "/api/v2/entity", json.dumps(op).encode()).status_code == 200
+    assert post(fake_customerio, "/api/v2/entity", json.dumps(op).encode()).status_code == 200
+    assert len(fake_customerio.events_named("checkout_started")) == 1
+    response = post(fake_customerio, "/api/v2/entity", json.dumps({**op, "id": "x"}).encode())
     assert response.status_code == 400 and "batch_index" not in response.json()["errors"][0]
 
 
-def test_sandbox_keeps_connections_alive(sandbox: LocalCustomerIO, session) -> None:
-    client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=sandbox.url, session=session)
+def test_sandbox_keeps_connections_alive(fake_customerio: FakeCustomerIO, session) -> None:
+    client = TrackClient(
+        site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, session=session
+    )
     for _ in range(3):
         assert client.send_batch(order_ops()).outcome == "delivered"
-    assert len(sandbox._server.open_connections) == 1  # type: ignore[union-attr]
+    assert len(fake_customerio._server.open_connections) == 1  # type: ignore[union-attr]
 
 
-def test_in_flight_counts_held_requests(client: TrackClient, sandbox: LocalCustomerIO) -> None:
-    sandbox.set_delay(0.3)
+def test_in_flight_counts_held_requests(
+    client: TrackClient, fake_customerio: FakeCustomerIO
+) -> None:
+    fake_customerio.set_delay(0.3)
     sender = threading.Thread(target=client.send_batch, args=(order_ops(),))
     sender.start()
     deadline = time.monotonic() + 2
-    while sandbox.in_flight == 0 and time.monotonic() < deadline:
+    while fake_customerio.in_flight == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert sandbox.in_flight == 1 and sandbox.requests == []
+    assert fake_customerio.in_flight == 1 and fake_customerio.requests == []
     sender.join()
-    assert sandbox.in_flight == 0 and len(sandbox.requests) == 1
+    assert fake_customerio.in_flight == 0 and len(fake_customerio.requests) == 1
 
 
-def test_wait_for_events_and_reset(client: TrackClient, sandbox: LocalCustomerIO) -> None:
-    assert not sandbox.wait_for_events(1, timeout=0.05)
+def test_wait_for_events_and_reset(client: TrackClient, fake_customerio: FakeCustomerIO) -> None:
+    assert not fake_customerio.wait_for_events(1, timeout=0.05)
     client.send_batch(order_ops())
-    assert sandbox.wait_for_events(1, timeout=1)
-    sandbox.reset()
-    assert (sandbox.events, sandbox.requests, sandbox.people) == ([], [], {})
+    assert fake_customerio.wait_for_events(1, timeout=1)
+    fake_customerio.reset()
+    assert (fake_customerio.events, fake_customerio.requests, fake_customerio.people) == (
+        [],
+        [],
+        {},
+    )
 
 
 def test_verbose_prints_a_summary(capsys: pytest.CaptureFixture[str], session) -> None:
-    with LocalCustomerIO({SITE_ID: API_KEY}, verbose=True) as server:
+    with FakeCustomerIO({SITE_ID: API_KEY}, verbose=True) as server:
         client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=server.url, session=session)
         event_id = str(ULID())
         ops = order_ops(event_id)

@@ -1,4 +1,4 @@
-"""RateLimiter against the real Redis on 127.0.0.1:6379, database 14."""
+"""RateLimiter against a real Redis (this run's own database: see conftest.redis_url)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,17 @@ from redis import Redis
 
 from jobs.ratelimit import RateLimiter, RateLimitTimeout
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
 RATE = 20
 
 
 @pytest.fixture
-def redis_db() -> Iterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def redis_db(redis_conn: Redis) -> Iterator[Redis]:
+    yield redis_conn
 
 
-def hammer(key: str, start_at: float, seconds: float) -> list[float]:
+def hammer(url: str, key: str, start_at: float, seconds: float) -> list[float]:
     """Ask for slots as fast as allowed from `start_at` (epoch) on; return the grant times."""
-    client = Redis.from_url(REDIS_URL)
+    client = Redis.from_url(url)
     limiter = RateLimiter(client, RATE)
     grants: list[float] = []
     time.sleep(max(0.0, start_at - time.time()))
@@ -65,12 +60,12 @@ def test_grants_are_spaced_by_one_over_rate(redis_db: Redis) -> None:
     assert 0.45 <= elapsed < 0.7 and waited == pytest.approx(elapsed, abs=0.05)
 
 
-def test_threads_never_exceed_the_rate(redis_db: Redis) -> None:
+def test_threads_never_exceed_the_rate(redis_db: Redis, redis_url: str) -> None:
     results: list[list[float]] = []
     start_at = time.time() + 0.2
 
     def run() -> None:
-        results.append(hammer("shop-t", start_at, 2.0))
+        results.append(hammer(redis_url, "shop-t", start_at, 2.0))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
@@ -83,10 +78,10 @@ def test_threads_never_exceed_the_rate(redis_db: Redis) -> None:
     assert 2 * RATE - 3 <= len(grants) <= 2 * RATE + 1
 
 
-def test_processes_never_exceed_the_rate(redis_db: Redis) -> None:
+def test_processes_never_exceed_the_rate(redis_db: Redis, redis_url: str) -> None:
     start_at = time.time() + 0.5
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        results = pool.starmap(hammer, [("shop-p", start_at, 2.0)] * 2)
+        results = pool.starmap(hammer, [(redis_url, "shop-p", start_at, 2.0)] * 2)
     grants = results[0] + results[1]
     assert all(results), "both processes got slots"
     assert max_in_one_second(grants) <= RATE

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from connector.events import CHECKOUT_STARTED, ORDER_PLACED, CanonicalEvent, Person
+from connector.events import CanonicalEvent, EventName, Person
 
 # Keep in sync with items_schema_version in spec.yaml (a unit test checks they agree).
 ITEMS_SCHEMA_VERSION = 1
@@ -105,7 +105,7 @@ def map_order(
         props["shop_shipping"] = shop.shipping(order)
 
     return CanonicalEvent(
-        name=ORDER_PLACED,
+        name=EventName.ORDER_PLACED,
         shop_domain=shop_domain,
         natural_key=str(order["id"]),
         occurred_at=_timestamp(order, ("processed_at", "created_at"), "order"),
@@ -156,7 +156,7 @@ def map_checkout(
         )
 
     return CanonicalEvent(
-        name=CHECKOUT_STARTED,
+        name=EventName.CHECKOUT_STARTED,
         shop_domain=shop_domain,
         natural_key=token,
         occurred_at=_timestamp(checkout, ("created_at",), "checkout"),

@@ -10,9 +10,10 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector import store
 from connector.runtime import Runtime
+from connector.storage import store
 from jobs import queue
+from jobs.queue import DebouncedKicker
 from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS, PRIVACY_TOPICS
 from webhooks.verify import MalformedDeliveryError, WebhookError, read_headers, verify_signature
 
@@ -68,7 +69,8 @@ def receive() -> ResponseReturnValue:
         return jsonify(error="storage unavailable"), 503
     if not created:
         return jsonify(status="duplicate"), 200
-    rt.kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
+    kicker: DebouncedKicker = current_app.extensions["kicker"]
+    kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
     return jsonify(status="accepted"), 200
 
 

@@ -1,20 +1,42 @@
-"""The Shopify webhook topics the connector subscribes to and what each one feeds."""
+"""The Shopify webhook topics the connector handles, and what each one feeds. Pure."""
 
-ORDERS_CREATE = "orders/create"
-ORDERS_PAID = "orders/paid"
-ORDERS_UPDATED = "orders/updated"
-ORDERS_CANCELLED = "orders/cancelled"
-CHECKOUTS_CREATE = "checkouts/create"
-CHECKOUTS_UPDATE = "checkouts/update"
-APP_UNINSTALLED = "app/uninstalled"
-CUSTOMERS_DATA_REQUEST = "customers/data_request"
-CUSTOMERS_REDACT = "customers/redact"
-SHOP_REDACT = "shop/redact"
+from __future__ import annotations
 
-ORDER_PLACING_TOPICS = frozenset({ORDERS_CREATE, ORDERS_PAID, ORDERS_UPDATED})
-CHECKOUT_TOPICS = frozenset({CHECKOUTS_CREATE, CHECKOUTS_UPDATE})
-PRIVACY_TOPICS = frozenset({CUSTOMERS_DATA_REQUEST, CUSTOMERS_REDACT, SHOP_REDACT})
-LIFECYCLE_TOPICS = PRIVACY_TOPICS | {APP_UNINSTALLED}  # handled alone, in arrival order
-KNOWN_TOPICS = ORDER_PLACING_TOPICS | CHECKOUT_TOPICS | {ORDERS_CANCELLED} | LIFECYCLE_TOPICS
+from enum import StrEnum
 
-ORDER_TOPIC_CHOICES = (ORDERS_CREATE, ORDERS_PAID)  # which topic places an order, per shop
+
+class Topic(StrEnum):
+    """A webhook topic as Shopify names it in the `X-Shopify-Topic` header."""
+
+    ORDERS_CREATE = "orders/create"
+    ORDERS_PAID = "orders/paid"
+    ORDERS_UPDATED = "orders/updated"
+    ORDERS_CANCELLED = "orders/cancelled"
+    CHECKOUTS_CREATE = "checkouts/create"
+    CHECKOUTS_UPDATE = "checkouts/update"
+    APP_UNINSTALLED = "app/uninstalled"
+    CUSTOMERS_DATA_REQUEST = "customers/data_request"
+    CUSTOMERS_REDACT = "customers/redact"
+    SHOP_REDACT = "shop/redact"
+
+    @property
+    def graphql_name(self) -> str:
+        """The Admin API's WebhookSubscriptionTopic value (ORDERS_CREATE for orders/create)."""
+        return self.name
+
+
+ORDER_PLACING_TOPICS = frozenset({Topic.ORDERS_CREATE, Topic.ORDERS_PAID, Topic.ORDERS_UPDATED})
+CHECKOUT_TOPICS = frozenset({Topic.CHECKOUTS_CREATE, Topic.CHECKOUTS_UPDATE})
+PRIVACY_TOPICS = frozenset(
+    {Topic.CUSTOMERS_DATA_REQUEST, Topic.CUSTOMERS_REDACT, Topic.SHOP_REDACT}
+)
+LIFECYCLE_TOPICS = PRIVACY_TOPICS | {Topic.APP_UNINSTALLED}  # handled alone, in arrival order
+KNOWN_TOPICS = frozenset(Topic)
+
+# What the install subscribes each shop to. The privacy topics cannot be subscribed through
+# the API: they are declared in the app's configuration.
+SUBSCRIBED_TOPICS: tuple[Topic, ...] = tuple(
+    topic for topic in Topic if topic not in PRIVACY_TOPICS
+)
+
+ORDER_TOPIC_CHOICES = (Topic.ORDERS_CREATE.value, Topic.ORDERS_PAID.value)  # places an order

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9\-]*\.myshopify\.com$")
+from connector.shop_domain import is_shop_domain
+from connector.timeutil import parse_utc
 
 
 class WebhookError(Exception):
@@ -74,7 +74,7 @@ def read_headers(headers: Mapping[str, str]) -> DeliveryHeaders:
         raise MalformedDeliveryError("missing X-Shopify-Topic")
     if not shop:
         raise MalformedDeliveryError("missing X-Shopify-Shop-Domain")
-    if not SHOP_DOMAIN.match(shop):
+    if not is_shop_domain(shop):
         raise MalformedDeliveryError("X-Shopify-Shop-Domain is not a *.myshopify.com domain")
     webhook_id = lowered.get("x-shopify-webhook-id") or None
     event_id = lowered.get("x-shopify-event-id") or webhook_id
@@ -94,7 +94,6 @@ def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -15,8 +15,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from connector.app import create_app
+from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
 from tests.support import (
     CHROMIUM_ARGS,
     ROOT,
@@ -64,7 +64,7 @@ def page(server: str) -> Iterator[object]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_staff_find_an_order_and_replay_it_in_the_browser(
-    page: object, rt: Runtime, fake_cio: LocalCustomerIO
+    page: object, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     from playwright.sync_api import Page, expect
 
@@ -102,7 +102,7 @@ def test_staff_find_an_order_and_replay_it_in_the_browser(
     page.click("button.danger")
     expect(page.locator(".flash")).to_contain_text("1 queued again")
     run_jobs(rt)
-    assert [e["id"] for e in fake_cio.events_named("order_placed")].count(event_id) == 1
+    assert [e["id"] for e in fake_customerio.events_named("order_placed")].count(event_id) == 1
 
     page.goto(f"/console/events/{event_id}")
     expect(page.locator("h1 .badge")).to_have_text("delivered")
@@ -110,7 +110,7 @@ def test_staff_find_an_order_and_replay_it_in_the_browser(
     page.screenshot(path=str(DOCS / "console-timeline.png"), full_page=True)
 
     # A second replay of the same event (forged past the hidden button) sends nothing new.
-    requests_before = len(fake_cio.requests)
+    requests_before = len(fake_customerio.requests)
     expect(page.locator("text=Replay this event…")).to_have_count(0)
     post_form(page, "/console/replay/preview", event_id)
     expect(page.locator("main .card")).to_contain_text("Nothing to replay")
@@ -118,8 +118,8 @@ def test_staff_find_an_order_and_replay_it_in_the_browser(
     expect(page.locator(".flash")).to_contain_text("0 queued again")
     expect(page.locator("table")).to_contain_text("staff:support@example.com")
     run_jobs(rt)
-    assert len(fake_cio.requests) == requests_before
-    assert [e["id"] for e in fake_cio.events_named("order_placed")].count(event_id) == 1
+    assert len(fake_customerio.requests) == requests_before
+    assert [e["id"] for e in fake_customerio.events_named("order_placed")].count(event_id) == 1
 
 
 def post_form(page: object, action: str, event_id: str) -> None:

@@ -14,10 +14,10 @@ from werkzeug.serving import make_server
 
 from connector import runtime
 from connector.app import create_app
-from connector.db import upgrade
-from connector.models import Shop
+from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
+from connector.storage.db import upgrade
+from connector.storage.models import Shop
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_fixtures import API_KEY as APP_KEY
 from tests.fakes.shopify_fixtures import install_link
@@ -34,7 +34,7 @@ if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
 
 @pytest.fixture
 def served(
-    tmp_path: Path, redis_url: str, redis_conn: Any, fake_cio: LocalCustomerIO
+    tmp_path: Path, redis_url: str, redis_conn: Any, fake_customerio: FakeCustomerIO
 ) -> Iterator[tuple[str, Runtime]]:
     """The app on a real loopback port, pointed at a fake Shopify and the Customer.io fake."""
     holder: dict[str, Any] = {}
@@ -47,7 +47,7 @@ def served(
             database_url=f"sqlite:///{tmp_path}/connector.db",
             redis_url=redis_url,
             instance_dir=tmp_path,
-            customerio_track_url=fake_cio.url,
+            customerio_track_url=fake_customerio.url,
             shopify_admin_base_url=fake.url_template,
             app_url=app_url,
         )

@@ -14,12 +14,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from connector.app import create_app
-from connector.console_stats import percentile
-from connector.db import transaction
-from connector.events import CHECKOUT_STARTED, ORDER_PLACED, stable_event_id
-from connector.models import Event, EventStatus, ReplayAudit, WebhookDelivery, utcnow
+from connector.dev.fake_customerio import FakeCustomerIO
+from connector.events import EventName, stable_event_id
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
+from connector.statuses import EventStatus
+from connector.storage.db import transaction
+from connector.storage.health import percentile
+from connector.storage.models import Event, ReplayAudit, WebhookDelivery
+from connector.timeutil import utcnow
 from tests.support import (
     SHOP,
     add_shop,
@@ -134,22 +136,22 @@ def test_login_attempts_are_rate_limited_per_email_and_address(
     "query", ["#1042", "1042", "JANE0@example.com", "77000", "token-0", "9100000", "event-id"]
 )
 def test_search_finds_an_order(
-    console: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO, query: str
+    console: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO, query: str
 ) -> None:
     for index in range(3):
         post_webhook(console, "orders/create", console_order(index), f"s-{index}")
     run_jobs(rt)
-    event_id = stable_event_id(SHOP, ORDER_PLACED, "9100000")
+    event_id = stable_event_id(SHOP, EventName.ORDER_PLACED, "9100000")
     query = event_id.lower() if query == "event-id" else query
     page = console.post("/console/search", data={"q": query, "csrf_token": console_csrf(console)})
     text = page.get_data(as_text=True)
     assert page.status_code == 200
     assert event_id in text
-    assert stable_event_id(SHOP, ORDER_PLACED, "9100001") not in text
+    assert stable_event_id(SHOP, EventName.ORDER_PLACED, "9100001") not in text
 
 
 def test_a_checkout_token_finds_the_checkout_and_its_order(
-    console: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    console: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     checkout = sample("checkouts_create_2026-07.json")
     placed = {**console_order(0), "checkout_token": checkout["token"]}
@@ -159,44 +161,46 @@ def test_a_checkout_token_finds_the_checkout_and_its_order(
     token = console_csrf(console)
     text = console.post("/console/search", data={"q": checkout["token"], "csrf_token": token})
     page = text.get_data(as_text=True)
-    assert stable_event_id(SHOP, CHECKOUT_STARTED, checkout["token"]) in page
-    assert stable_event_id(SHOP, ORDER_PLACED, "9100000") in page
+    assert stable_event_id(SHOP, EventName.CHECKOUT_STARTED, checkout["token"]) in page
+    assert stable_event_id(SHOP, EventName.ORDER_PLACED, "9100000") in page
 
 
 def test_search_by_shop_lists_its_events(console: FlaskClient, rt: Runtime, shop: str) -> None:
     post_webhook(console, "orders/create", console_order(0), "s-0")
     run_jobs(rt)
     page = console.get(f"/console/search?shop={SHOP}").get_data(as_text=True)
-    assert stable_event_id(SHOP, ORDER_PLACED, "9100000") in page
+    assert stable_event_id(SHOP, EventName.ORDER_PLACED, "9100000") in page
 
 
 def test_timeline_shows_webhook_attempts_and_the_bodies_sent(
-    console: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    console: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     post_webhook(console, "orders/create", console_order(0), "t-0")
     run_jobs(rt)
-    event_id = stable_event_id(SHOP, ORDER_PLACED, "9100000")
+    event_id = stable_event_id(SHOP, EventName.ORDER_PLACED, "9100000")
     page = console.get(f"/console/events/{event_id}").get_data(as_text=True)
     for expected in ("Webhook received", "orders/create", "t-0", "Mapped to a canonical event"):
         assert expected in page
     assert "Delivery attempt" in page and "delivered" in page
-    identify, track = [r for r in fake_cio.requests if r["path"] == "/api/v2/batch"][0]["ops"]
+    identify, track = [r for r in fake_customerio.requests if r["path"] == "/api/v2/batch"][0][
+        "ops"
+    ]
     assert f"&#34;id&#34;: &#34;{event_id}&#34;" in page  # the track body, pretty-printed
     assert "&#34;action&#34;: &#34;identify&#34;" in page
     assert track["id"] == event_id and identify["action"] == "identify"
 
 
 def test_shop_overview_shows_lag_percentiles(
-    console: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    console: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     now = utcnow()
     with transaction(rt.sessions) as session:
         for index, lag in enumerate((10, 20, 30, 40, 600)):
             session.add(
                 Event(
-                    id=stable_event_id(SHOP, ORDER_PLACED, f"lag-{index}"),
+                    id=stable_event_id(SHOP, EventName.ORDER_PLACED, f"lag-{index}"),
                     shop_domain=SHOP,
-                    name=ORDER_PLACED,
+                    name=EventName.ORDER_PLACED,
                     natural_key=f"lag-{index}",
                     occurred_at=now - timedelta(hours=1, seconds=lag),
                     delivered_at=now - timedelta(hours=1),
@@ -216,7 +220,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_lists_count_failed_by_reason_and_waiting_shops(
-    console: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    console: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     add_shop(rt, SHOP, api_key="wrong-key")
     post_webhook(console, "orders/create", console_order(0), "l-0")
@@ -238,19 +242,22 @@ def test_lists_count_failed_by_reason_and_waiting_shops(
 
 
 def test_a_failed_event_replayed_from_the_console_is_delivered_once(
-    console: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    console: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     event_id = failed_order_event(console, rt)
     preview = replay(console, event_id=event_id)
     assert "<b>1</b> event will be" in preview and SHOP in preview
     run_jobs(rt)
-    assert [e["id"] for e in fake_cio.events_named("order_placed")] == [event_id]
+    assert [e["id"] for e in fake_customerio.events_named("order_placed")] == [event_id]
 
-    batches = len(fake_cio.requests)
+    batches = len(fake_customerio.requests)
     preview = replay(console, event_id=event_id)
     assert "Nothing to replay" in preview and "1 delivered event(s) will be left alone" in preview
     run_jobs(rt)
-    assert len(fake_cio.requests) == batches and len(fake_cio.events_named("order_placed")) == 1
+    assert (
+        len(fake_customerio.requests) == batches
+        and len(fake_customerio.events_named("order_placed")) == 1
+    )
     with rt.sessions() as session:
         audits = session.scalars(select(ReplayAudit).order_by(ReplayAudit.id)).all()
     assert [(a.actor, a.requeued, a.skipped) for a in audits] == [
@@ -288,7 +295,7 @@ def seed_failed_orders(rt: Runtime, count: int) -> list[str]:
                 Event(
                     id=event.id,
                     shop_domain=SHOP,
-                    name=ORDER_PLACED,
+                    name=EventName.ORDER_PLACED,
                     natural_key=event.natural_key,
                     reference=f"#B{index}",
                     person_id=event.person.id,
@@ -308,7 +315,7 @@ def seed_failed_orders(rt: Runtime, count: int) -> list[str]:
 
 
 def test_bulk_replay_of_1000_failed_events_delivers_each_once_within_the_rate(
-    console: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    console: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     rate = 8.0
     rt.settings = replace(rt.settings, delivery_rate_per_second=rate, delivery_batch_size=50)
@@ -318,10 +325,10 @@ def test_bulk_replay_of_1000_failed_events_delivers_each_once_within_the_rate(
     assert "<b>1000</b> events will be" in preview
     run_jobs(rt)
 
-    delivered = fake_cio.events_named("order_placed")
+    delivered = fake_customerio.events_named("order_placed")
     assert sorted(e["id"] for e in delivered) == sorted(ids)
-    assert fake_cio.duplicate_events == 0
-    batch_times = [r["time"] for r in fake_cio.requests if r["path"] == "/api/v2/batch"]
+    assert fake_customerio.duplicate_events == 0
+    batch_times = [r["time"] for r in fake_customerio.requests if r["path"] == "/api/v2/batch"]
     assert len(batch_times) == 20 and max_requests_per_second(batch_times) <= rate
     with rt.sessions() as session:
         [audit] = session.scalars(select(ReplayAudit)).all()
@@ -346,7 +353,7 @@ def test_personal_data_never_reaches_the_logs(
     console.post(
         "/console/search", data={"q": "jane0@example.com", "csrf_token": console_csrf(console)}
     )
-    event_id = stable_event_id(SHOP, ORDER_PLACED, "9100000")
+    event_id = stable_event_id(SHOP, EventName.ORDER_PLACED, "9100000")
     page = console.get(f"/console/events/{event_id}").get_data(as_text=True)
     assert "jane0@example.com" in page  # staff see it ...
     assert not re.search(r"jane0@example\.com|77000", caplog.text)  # ... logs never do

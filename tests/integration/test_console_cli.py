@@ -9,11 +9,11 @@ import sys
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector.events import ORDER_PLACED, stable_event_id
-from connector.models import Event, ReplayAudit, StaffUser
+from connector.console.staff import authenticate
+from connector.dev.fake_customerio import FakeCustomerIO
+from connector.events import EventName, stable_event_id
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
-from connector.staff import authenticate
+from connector.storage.models import Event, ReplayAudit, StaffUser
 from tests.support import (
     ROOT,
     SHOP,
@@ -75,12 +75,12 @@ def test_staff_add_prompts_for_the_password_twice(rt: Runtime) -> None:
 
 
 def test_events_list_and_show(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     for index in range(2):
         post_webhook(client, "orders/create", console_order(index), f"cli-{index}")
     run_jobs(rt)
-    event_id = stable_event_id(SHOP, ORDER_PLACED, "9100000")
+    event_id = stable_event_id(SHOP, EventName.ORDER_PLACED, "9100000")
 
     listed = run_cli(rt.settings, "events", "list", "--shop", SHOP, "--status", "delivered")
     assert listed.returncode == 0, listed.stderr
@@ -100,7 +100,7 @@ def test_events_list_and_show(
 
 
 def test_replay_failed_answering_no_changes_nothing(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     add_staff_account(rt)
     event_id = failed_order_event(client, rt)
@@ -113,7 +113,7 @@ def test_replay_failed_answering_no_changes_nothing(
 
 
 def test_replay_failed_with_yes_is_delivered_once_and_audited(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     add_staff_account(rt)
     event_id = failed_order_event(client, rt)
@@ -126,7 +126,7 @@ def test_replay_failed_with_yes_is_delivered_once_and_audited(
     named = run_cli(rt.settings, "replay", event_id)
     assert "1 delivered event(s) left alone" in named.stdout
     run_jobs(rt)
-    assert [e["id"] for e in fake_cio.events_named("order_placed")] == [event_id]
+    assert [e["id"] for e in fake_customerio.events_named("order_placed")] == [event_id]
     entries = audits(rt)
     who = f"cli:{getpass.getuser()}"
     assert [(a.actor, a.requeued, a.skipped) for a in entries] == [(who, 1, 0)]
@@ -134,7 +134,7 @@ def test_replay_failed_with_yes_is_delivered_once_and_audited(
 
 
 def test_replay_dry_run_changes_nothing(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     add_staff_account(rt)
     event_id = failed_order_event(client, rt)

@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from connector.config import Settings
-from connector.models import DeliveryAttempt, Event, Shop
+from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
+from connector.storage.models import DeliveryAttempt, Event, Shop
 from jobs.tasks import sweep
 from tests.support import (
     ROOT,
@@ -63,17 +63,17 @@ def drive_until(rt: Runtime, done: Callable[[], bool], timeout: float = 40.0) ->
 
 
 def test_429_storm_delivers_everything_once_within_the_rate(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     rt.settings = replace(rt.settings, delivery_rate_per_second=8.0, delivery_batch_size=3)
     post_orders(client, 30)
-    fake_cio.rate_limit_for(3.0, retry_after=1)
+    fake_customerio.rate_limit_for(3.0, retry_after=1)
     drive_until(rt, lambda: statuses(rt).get("delivered") == 30)
 
-    assert len({e["id"] for e in fake_cio.events_named("order_placed")}) == 30
-    assert fake_cio.duplicate_events == 0
-    assert any(r["status"] == 429 for r in fake_cio.requests)
-    batch_times = [r["time"] for r in fake_cio.requests if r["path"] == "/api/v2/batch"]
+    assert len({e["id"] for e in fake_customerio.events_named("order_placed")}) == 30
+    assert fake_customerio.duplicate_events == 0
+    assert any(r["status"] == 429 for r in fake_customerio.requests)
+    batch_times = [r["time"] for r in fake_customerio.requests if r["path"] == "/api/v2/batch"]
     assert max_requests_per_second(batch_times) <= 8
     with rt.sessions() as session:
         delivered_attempts = session.scalar(
@@ -84,7 +84,7 @@ def test_429_storm_delivers_everything_once_within_the_rate(
 
 
 def test_bad_credentials_fail_at_once_then_replay_after_the_key_is_fixed(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     add_shop(rt, SHOP, api_key="wrong-key")
     post_orders(client, 1, prefix="first")
@@ -110,7 +110,7 @@ def test_bad_credentials_fail_at_once_then_replay_after_the_key_is_fixed(
     assert "failed -> pending" in replayed.stdout
     run_jobs(rt)
     assert statuses(rt) == {"delivered": 2}
-    assert len(fake_cio.events_named("order_placed")) == 2
+    assert len(fake_customerio.events_named("order_placed")) == 2
 
 
 def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
@@ -135,27 +135,27 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 
 @pytest.mark.slow
 def test_worker_killed_mid_send_still_delivers_once(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     rt.settings = replace(rt.settings, lease_seconds=3)
-    fake_cio.set_delay(5.0)
+    fake_customerio.set_delay(5.0)
     worker = start_worker(rt.settings)
     try:
         post_orders(client, 1)
-        assert wait_for(lambda: fake_cio.in_flight > 0, 20), "the send never started"
+        assert wait_for(lambda: fake_customerio.in_flight > 0, 20), "the send never started"
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(5)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
-    fake_cio.set_delay(0)
+    fake_customerio.set_delay(0)
     replacement = start_worker(rt.settings)
     try:
         assert wait_for(lambda: statuses(rt) == {"delivered": 1}, 30), statuses(rt)
     finally:
         os.killpg(replacement.pid, signal.SIGTERM)
         replacement.wait(10)
-    assert len(fake_cio.events_named("order_placed")) == 1
+    assert len(fake_customerio.events_named("order_placed")) == 1
     with rt.sessions() as session:
         outcomes = session.scalars(select(DeliveryAttempt.outcome)).all()
     assert outcomes == ["delivered"]
@@ -165,20 +165,20 @@ def test_redis_flushed_before_delivery_loses_nothing(
     client: FlaskClient,
     rt: Runtime,
     shop: str,
-    fake_cio: LocalCustomerIO,
+    fake_customerio: FakeCustomerIO,
     redis_conn: redis.Redis,
 ) -> None:
     post_orders(client, 5)
     redis_conn.flushdb()  # the queued jobs and nudges are gone; the inbox is not
     run_jobs(rt)
-    assert fake_cio.events == []
+    assert fake_customerio.events == []
     drive_until(rt, lambda: statuses(rt).get("delivered") == 5, timeout=20)
-    assert len(fake_cio.events_named("order_placed")) == 5
-    assert fake_cio.duplicate_events == 0
+    assert len(fake_customerio.events_named("order_placed")) == 5
+    assert fake_customerio.duplicate_events == 0
 
 
 def test_a_batch_over_the_size_limit_is_sent_event_by_event(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     base = sample("orders_create_2026-07.json")
     item = base["line_items"][0]
@@ -192,6 +192,6 @@ def test_a_batch_over_the_size_limit_is_sent_event_by_event(
         post_webhook(client, "orders/create", order, f"big-{index}")
     run_jobs(rt)
     assert statuses(rt) == {"delivered": 30}
-    batches = [r for r in fake_cio.requests if r["path"] == "/api/v2/batch"]
+    batches = [r for r in fake_customerio.requests if r["path"] == "/api/v2/batch"]
     assert [len(r["ops"]) for r in batches] == [2] * 30  # no request over the limit was tried
     assert all(r["status"] == 200 for r in batches)

@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from connector.cli import main
-from connector.models import Event, Shop, WebhookDelivery
+from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
-from connector.shopify_admin import ShopifyUnavailableError
+from connector.shopify.admin import ShopifyUnavailableError
+from connector.storage.models import Event, Shop, WebhookDelivery
 from jobs.history import import_history
 from jobs.tasks import process_inbox
 from tests.fakes.shopify import FakeShopify
@@ -38,10 +38,10 @@ def order(order_id: int, customer_id: int, when: str) -> dict[str, Any]:
     return payload
 
 
-def first_order_flags(fake_cio: LocalCustomerIO) -> dict[str, bool]:
+def first_order_flags(fake_customerio: FakeCustomerIO) -> dict[str, bool]:
     return {
         e["attributes"]["order_id"]: e["attributes"]["is_first_order"]
-        for e in fake_cio.events_named("order_placed")
+        for e in fake_customerio.events_named("order_placed")
     }
 
 
@@ -53,7 +53,7 @@ def three_hundred_orders(fake: FakeShopify) -> None:
 
 
 def test_returning_customers_are_known_from_300_historical_orders(
-    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
     three_hundred_orders(fake_shopify)
     install(client, SHOP)
@@ -68,13 +68,13 @@ def test_returning_customers_are_known_from_300_historical_orders(
     post_webhook(client, "orders/create", order(20_002, 777, "2026-07-14T11:00:00Z"), "n-2", SHOP)
     run_jobs(rt)
 
-    assert first_order_flags(fake_cio) == {"20001": False, "20002": True}
-    people = fake_cio.people
+    assert first_order_flags(fake_customerio) == {"20001": False, "20002": True}
+    people = fake_customerio.people
     assert people["42"]["orders_count"] == 3  # two historical orders and this one
 
 
 def test_a_customer_the_ledger_lacks_is_looked_up_in_shopify(
-    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
     install(client, SHOP)
     add_shop(rt, SHOP)
@@ -85,13 +85,13 @@ def test_a_customer_the_ledger_lacks_is_looked_up_in_shopify(
     post_webhook(client, "orders/create", order(20_003, 900, "2026-07-14T10:00:00Z"), "n-3", SHOP)
     run_jobs(rt)
 
-    assert first_order_flags(fake_cio) == {"20003": False}
+    assert first_order_flags(fake_customerio) == {"20003": False}
     (lookup,) = fake_shopify.calls("CustomerOrderCount")
     assert lookup["variables"]["id"] == "gid://shopify/Customer/900"
 
 
 def test_unreachable_shopify_retries_the_job_instead_of_guessing(
-    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
     install(client, SHOP)
     add_shop(rt, SHOP)
@@ -113,7 +113,7 @@ def test_unreachable_shopify_retries_the_job_instead_of_guessing(
     process_inbox(SHOP)
     run_jobs(rt)
     # Shopify counts one order for them; like the payload's hint, one is not "returning".
-    assert first_order_flags(fake_cio) == {"20004": True}
+    assert first_order_flags(fake_customerio) == {"20004": True}
 
 
 def test_an_interrupted_import_resumes_where_it_stopped(
@@ -121,7 +121,7 @@ def test_an_interrupted_import_resumes_where_it_stopped(
 ) -> None:
     three_hundred_orders(fake_shopify)
     install(client, SHOP)
-    from connector.shopify_admin import client_for
+    from connector.shopify.admin import client_for
 
     admin = client_for(rt.sessions, rt.secrets, rt.settings, SHOP)
     admin.sleep = lambda _s: None
@@ -146,7 +146,7 @@ def test_an_interrupted_import_resumes_where_it_stopped(
 
 
 def test_backfill_twice_sends_each_historical_order_once_and_nothing_recent(
-    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
     now = datetime.now(UTC)
     old = [now - timedelta(days=d) for d in (40, 30, 20)]
@@ -163,9 +163,9 @@ def test_backfill_twice_sends_each_historical_order_once_and_nothing_recent(
         assert result.exit_code == 0, result.output
         run_jobs(rt)
 
-    events = fake_cio.events_named("order_placed")
+    events = fake_customerio.events_named("order_placed")
     assert sorted(e["attributes"]["order_id"] for e in events) == ["30000", "30001", "30002"]
-    assert fake_cio.duplicate_events == 0
+    assert fake_customerio.duplicate_events == 0
     assert {e["attributes"]["event_source"] for e in events} == {"backfill"}
     by_id = {e["attributes"]["order_id"]: e for e in events}
     assert by_id["30000"]["timestamp"] == int(old[0].timestamp())

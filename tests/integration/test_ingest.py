@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from connector.app import create_app
-from connector.models import WebhookDelivery
 from connector.runtime import Runtime
+from connector.storage.models import WebhookDelivery
 from tests.support import SHOP, make_settings, post_webhook, sample, signed_headers
 
 

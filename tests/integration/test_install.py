@@ -10,9 +10,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from connector.db import transaction
-from connector.models import Shop, utcnow
 from connector.runtime import Runtime
+from connector.storage.db import transaction
+from connector.storage.models import Shop
+from connector.timeutil import utcnow
 from tests.fakes.shopify import FakeShopify, signed_query
 from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
     APP_URL,

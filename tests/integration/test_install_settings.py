@@ -9,9 +9,9 @@ import jwt
 import pytest
 from flask.testing import FlaskClient
 
-from connector.models import Shop
+from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
+from connector.storage.models import Shop
 from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
     API_KEY as APP_KEY,
 )
@@ -81,13 +81,13 @@ def test_saving_without_the_csrf_token_is_refused(client: FlaskClient, rt: Runti
 
 
 def test_test_connection_reports_success_and_saves_nothing(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     install(client, SHOP)
     answer = client.post("/settings", data=form(client, "test"))
     assert answer.status_code == 200
     assert "Connected" in answer.get_data(as_text=True)
-    assert [r["path"] for r in fake_cio.requests] == ["/api/v1/accounts/region"]
+    assert [r["path"] for r in fake_customerio.requests] == ["/api/v1/accounts/region"]
     assert stored(rt).cio_site_id is None
 
 

@@ -9,16 +9,17 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from connector.db import transaction
-from connector.models import Shop, utcnow
 from connector.runtime import Runtime
-from connector.shopify_admin import (
+from connector.shopify.admin import (
     AdminClient,
     ShopifyAuthError,
     ShopifyUnavailableError,
     client_for,
     fresh_access_token,
 )
+from connector.storage.db import transaction
+from connector.storage.models import Shop
+from connector.timeutil import utcnow
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
     fake_shopify,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import redis
 from flask.testing import FlaskClient
 from rq import Queue
 from sqlalchemy import select
 
-from connector.models import WebhookDelivery
 from connector.runtime import Runtime
+from connector.storage.models import WebhookDelivery
 from jobs import queue
 from jobs.tasks import process_inbox, sweep
 from tests.support import SHOP, post_webhook, run_jobs, sample
@@ -29,7 +28,7 @@ def order(number: int) -> dict:
 def test_a_kick_skipped_within_the_window_is_made_when_it_ends(
     client: FlaskClient, rt: Runtime, shop: str, redis_conn: redis.Redis
 ) -> None:
-    rt.settings = replace(rt.settings, kick_debounce_seconds=0.3)
+    client.application.extensions["kicker"] = queue.DebouncedKicker(0.3)
     jobs = Queue(rt.settings.queue_name, connection=redis_conn)
     flag = queue.flag_key(queue.PROCESS, SHOP)
     post_webhook(client, "orders/create", order(1), "k-1")  # kicks: a drain job is queued
@@ -48,7 +47,7 @@ def test_a_kick_skipped_within_the_window_is_made_when_it_ends(
 def test_kicks_outside_the_window_queue_a_new_job(
     client: FlaskClient, rt: Runtime, shop: str, redis_conn: redis.Redis
 ) -> None:
-    rt.settings = replace(rt.settings, kick_debounce_seconds=0.5)
+    client.application.extensions["kicker"] = queue.DebouncedKicker(0.5)
     jobs = Queue(rt.settings.queue_name, connection=redis_conn)
     post_webhook(client, "orders/create", order(1), "w-1")
     queue.clear_kick(redis_conn, queue.PROCESS, SHOP)  # as a starting drain would

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from connector.dev.fake_customerio import FakeCustomerIO
 from connector.events import stable_event_id
-from connector.models import Event, WebhookDelivery
 from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
+from connector.storage.models import Event, WebhookDelivery
 from jobs.tasks import process_inbox
 from tests.support import API_KEY, SHOP, SITE_ID, add_shop, post_webhook, run_jobs, sample
 
@@ -35,13 +35,13 @@ def the_order(payload: dict, order_id: int, when: str, customer_id: int | None =
 
 
 def test_golden_path_identify_then_track(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     payload = sample("orders_create_2026-07.json")
     assert post_webhook(client, "orders/create", payload, "g-1").status_code == 200
     run_jobs(rt)
 
-    batch_requests = [r for r in fake_cio.requests if r["path"] == "/api/v2/batch"]
+    batch_requests = [r for r in fake_customerio.requests if r["path"] == "/api/v2/batch"]
     assert len(batch_requests) == 1
     request = batch_requests[0]
     assert request["site_id"] == SITE_ID
@@ -70,7 +70,7 @@ def test_golden_path_identify_then_track(
 
 
 def test_redeliveries_and_other_order_topics_give_one_order_placed(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     payload = sample("orders_create_2026-07.json")
     for _ in range(5):
@@ -82,15 +82,15 @@ def test_redeliveries_and_other_order_topics_give_one_order_placed(
     run_jobs(rt)
     stored = events(rt)
     assert [e.name for e in stored] == ["order_placed"]
-    assert len(fake_cio.events_named("order_placed")) == 1
-    assert fake_cio.duplicate_events == 0
+    assert len(fake_customerio.events_named("order_placed")) == 1
+    assert fake_customerio.duplicate_events == 0
     with rt.sessions() as session:
         rows = session.scalars(select(WebhookDelivery)).all()
     assert len(rows) == 4 and all(row.event_id == stored[0].id for row in rows)
 
 
 def test_later_order_processed_first_is_not_the_first_order(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     base = sample("orders_create_2026-07.json")
     earlier = the_order(base, 9001, "2026-07-14T10:00:00-04:00", customer_id=777)
@@ -108,7 +108,7 @@ def test_later_order_processed_first_is_not_the_first_order(
     assert firsts == {"9001": True, "9002": False}
     sent = {
         e["attributes"]["order_id"]: e["attributes"]["is_first_order"]
-        for e in fake_cio.events_named("order_placed")
+        for e in fake_customerio.events_named("order_placed")
     }
     assert sent == firsts
 
@@ -124,41 +124,41 @@ def test_payload_order_count_decides_on_old_api_versions(
 
 
 def test_guest_with_email_only_is_identified_by_email(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     payload = sample("orders_create_guest_email_only.json")
     post_webhook(client, "orders/create", payload, "guest-1")
     run_jobs(rt)
-    [track] = fake_cio.events_named("order_placed")
+    [track] = fake_customerio.events_named("order_placed")
     assert track["identifiers"] == {"email": payload["email"].strip().lower()}
 
 
 def test_pos_order_without_customer_or_email_is_unidentifiable_and_not_sent(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     post_webhook(client, "orders/create", sample("orders_create_pos_anonymous.json"), "pos-1")
     run_jobs(rt)
     [stored] = events(rt)
     assert stored.status == "unidentifiable"
     assert "no customer id and no email" in (stored.reason or "")
-    assert fake_cio.events == []
+    assert fake_customerio.events == []
 
 
 def test_anonymous_checkout_reaches_the_person_once_identified(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     anonymous = sample("checkouts_create_anonymous.json")
     post_webhook(client, "checkouts/create", anonymous, "chk-1")
     run_jobs(rt)
     [held] = events(rt)
-    assert held.status == "waiting_for_identity" and fake_cio.events == []
+    assert held.status == "waiting_for_identity" and fake_customerio.events == []
 
     with_email = sample("checkouts_update_with_email.json")
     assert with_email["token"] == anonymous["token"]
     post_webhook(client, "checkouts/update", with_email, "chk-2")
     post_webhook(client, "checkouts/update", with_email, "chk-3")
     run_jobs(rt)
-    [track] = fake_cio.events_named("checkout_started")
+    [track] = fake_customerio.events_named("checkout_started")
     assert track["identifiers"] == {"email": with_email["email"].lower()}
     assert track["id"] == held.id
     created = datetime.fromisoformat(anonymous["created_at"]).astimezone(UTC)
@@ -168,12 +168,12 @@ def test_anonymous_checkout_reaches_the_person_once_identified(
 
 
 def test_multi_currency_order_keeps_both_currencies_as_numbers(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     payload = sample("orders_create_multicurrency.json")
     post_webhook(client, "orders/create", payload, "fx-1")
     run_jobs(rt)
-    [track] = fake_cio.events_named("order_placed")
+    [track] = fake_customerio.events_named("order_placed")
     properties = track["attributes"]
     assert properties["currency"] == payload["presentment_currency"]
     assert properties["shop_currency"] == payload["currency"]
@@ -185,7 +185,7 @@ def test_multi_currency_order_keeps_both_currencies_as_numbers(
 
 
 def test_spec_violation_is_kept_with_its_reason_and_not_sent(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     payload = sample("orders_create_2026-07.json")
     for field in ("currency", "presentment_currency"):
@@ -198,7 +198,7 @@ def test_spec_violation_is_kept_with_its_reason_and_not_sent(
     [stored] = events(rt)
     assert stored.status == "quarantined"
     assert "order_placed.currency: missing" in (stored.violations or [])
-    assert fake_cio.events == []
+    assert fake_customerio.events == []
 
 
 def test_test_orders_are_excluded_unless_the_shop_includes_them(
@@ -215,7 +215,7 @@ def test_test_orders_are_excluded_unless_the_shop_includes_them(
 
 
 def test_shop_that_places_orders_on_paid_waits_for_payment(
-    client: FlaskClient, rt: Runtime, shop: str, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
 ) -> None:
     add_shop(rt, SHOP, order_topic="orders/paid")
     payload = {**sample("orders_create_2026-07.json"), "financial_status": "pending"}
@@ -225,4 +225,4 @@ def test_shop_that_places_orders_on_paid_waits_for_payment(
     post_webhook(client, "orders/paid", {**payload, "financial_status": "paid"}, "p-2")
     run_jobs(rt)
     assert [e.status for e in events(rt)] == ["delivered"]
-    assert len(fake_cio.events_named("order_placed")) == 1
+    assert len(fake_customerio.events_named("order_placed")) == 1

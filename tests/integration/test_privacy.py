@@ -10,18 +10,18 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
-from connector.models import (
+from connector.dev.fake_customerio import FakeCustomerIO
+from connector.runtime import Runtime
+from connector.statuses import EventStatus
+from connector.storage.models import (
     CustomerLedger,
     CustomerOrder,
     DeliveryAttempt,
     Event,
-    EventStatus,
     PrivacyExport,
     Shop,
     WebhookDelivery,
 )
-from connector.runtime import Runtime
-from connector.sandbox import LocalCustomerIO
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_fixtures import (
     fake_shopify,
@@ -50,7 +50,7 @@ def installed(client: FlaskClient, rt: Runtime) -> None:
 
 
 def test_uninstall_stops_sending_and_reinstall_resumes(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO, fake_shopify: FakeShopify
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO, fake_shopify: FakeShopify
 ) -> None:
     installed(client, rt)
     post_webhook(
@@ -61,7 +61,7 @@ def test_uninstall_stops_sending_and_reinstall_resumes(
         SHOP,
     )
     run_jobs(rt)
-    assert len(fake_cio.events_named("order_placed")) == 1
+    assert len(fake_customerio.events_named("order_placed")) == 1
 
     assert (
         post_webhook(client, "app/uninstalled", {"id": 1, "domain": SHOP}, "u-1", SHOP).status_code
@@ -81,26 +81,28 @@ def test_uninstall_stops_sending_and_reinstall_resumes(
         SHOP,
     )
     run_jobs(rt)
-    assert len(fake_cio.events_named("order_placed")) == 1  # nothing more is sent
+    assert len(fake_customerio.events_named("order_placed")) == 1  # nothing more is sent
     with rt.sessions() as session:
         waiting = session.scalars(select(Event).where(Event.natural_key == "1002")).one()
         assert waiting.status == EventStatus.PENDING
 
     install(client, SHOP)
     run_jobs(rt)
-    assert len(fake_cio.events_named("order_placed")) == 2
+    assert len(fake_customerio.events_named("order_placed")) == 2
     with rt.sessions() as session:
         shop = session.get(Shop, SHOP)
         assert shop is not None and shop.status == "active" and shop.cio_site_id == SITE_ID
 
 
 def test_pending_events_are_marked_while_the_shop_is_uninstalled(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     installed(client, rt)
-    fake_cio.set_credentials(SITE_ID, "rotated")  # deliveries fail with 401 and stay pending?
-    fake_cio.set_credentials(SITE_ID, API_KEY)
-    fake_cio.fail_next(5, 503)
+    fake_customerio.set_credentials(
+        SITE_ID, "rotated"
+    )  # deliveries fail with 401 and stay pending?
+    fake_customerio.set_credentials(SITE_ID, API_KEY)
+    fake_customerio.fail_next(5, 503)
     post_webhook(
         client,
         "orders/create",
@@ -206,7 +208,7 @@ def personal_data_left(rt: Runtime, needles: tuple[str, ...] = PERSONAL) -> list
 
 
 def test_redact_erases_the_customer_everywhere_and_redeliveries_do_not_bring_it_back(
-    client: FlaskClient, rt: Runtime, fake_cio: LocalCustomerIO
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     installed(client, rt)
     first = order(1001, 501, "a@example.com", "2026-07-01T10:00:00Z")
@@ -229,7 +231,7 @@ def test_redact_erases_the_customer_everywhere_and_redeliveries_do_not_bring_it_
         SHOP,
     )
     run_jobs(rt)
-    assert len(fake_cio.events_named("order_placed")) == 3
+    assert len(fake_customerio.events_named("order_placed")) == 3
     assert personal_data_left(rt)  # it was there
 
     body = privacy_body(501, "a@example.com", orders_to_redact=[1001, 1002])
@@ -271,8 +273,8 @@ def test_redact_erases_the_customer_everywhere_and_redeliveries_do_not_bring_it_
     )
     run_jobs(rt)
     assert personal_data_left(rt) == []
-    assert len(fake_cio.events_named("order_placed")) == 3
-    assert fake_cio.events_named("checkout_started") == []
+    assert len(fake_customerio.events_named("order_placed")) == 3
+    assert fake_customerio.events_named("checkout_started") == []
 
 
 def test_shop_redact_erases_the_shops_data_only(client: FlaskClient, rt: Runtime) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connector.events import CHECKOUT_STARTED, ORDER_PLACED
+from connector.events import EventName
 from connector.spec import load_spec, validate
 from webhooks.mapping import (
     ITEMS_SCHEMA_VERSION,
@@ -68,16 +68,21 @@ def money_values(value: Any, key: str | None = None):
 @pytest.mark.parametrize("name", ORDER_SAMPLES)
 def test_order_samples_map_and_validate(spec, name):
     event = map_order(sample(name), shop_domain=SHOP)
-    assert event.name == ORDER_PLACED
+    assert event.name == EventName.ORDER_PLACED
     assert "is_first_order" not in event.properties
-    assert validate(spec, ORDER_PLACED, event.with_properties(is_first_order=True).properties) == []
+    assert (
+        validate(
+            spec, EventName.ORDER_PLACED, event.with_properties(is_first_order=True).properties
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize("name", CHECKOUT_SAMPLES)
 def test_checkout_samples_map_and_validate(spec, name):
     event = map_checkout(sample(name), shop_domain=SHOP)
-    assert event.name == CHECKOUT_STARTED
-    assert validate(spec, CHECKOUT_STARTED, event.properties) == []
+    assert event.name == EventName.CHECKOUT_STARTED
+    assert validate(spec, EventName.CHECKOUT_STARTED, event.properties) == []
 
 
 @pytest.mark.parametrize("name", ORDER_SAMPLES + CHECKOUT_SAMPLES)
@@ -215,7 +220,12 @@ def test_missing_or_empty_customer_falls_back_to_email(spec, customer):
     assert event.person.customer_id is None
     assert event.person.id == "maya.chen@example.com"
     assert event.order_count_hint is None
-    assert validate(spec, ORDER_PLACED, event.with_properties(is_first_order=True).properties) == []
+    assert (
+        validate(
+            spec, EventName.ORDER_PLACED, event.with_properties(is_first_order=True).properties
+        )
+        == []
+    )
 
 
 def test_marketing_consent_falls_back_to_the_customer_record():

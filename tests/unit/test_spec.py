@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from connector.spec import SpecError, TrackSpec, check_payload, load_spec, validate
+from connector.spec import SpecError, TrackSpec, load_spec, validate
+from webhooks.spec_check import check_payload
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 EVENT_HEADER = "items_schema_version: 1\nevents:\n  e:\n    properties:\n"

@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.models import Event, EventStatus, Shop, utcnow
+from connector.statuses import EventStatus
+from connector.storage.models import Event, Shop
+from connector.timeutil import utcnow
 
 WINDOW_DAYS = 7
 

@@ -10,20 +10,14 @@ from sqlalchemy.orm import Session
 
 from connector import runtime as runtime_module
 from connector.config import ConfigError
-from connector.console_queries import event_timeline
-from connector.db import transaction
-from connector.models import Event, EventStatus
+from connector.console.staff import StaffError, add_staff
 from connector.runtime import Runtime
-from connector.staff import StaffError, add_staff
+from connector.statuses import EventStatus
+from connector.storage.console import event_timeline
+from connector.storage.db import transaction
+from connector.storage.models import Event
 
-STATUSES = (
-    EventStatus.PENDING,
-    EventStatus.DELIVERED,
-    EventStatus.FAILED,
-    EventStatus.QUARANTINED,
-    EventStatus.UNIDENTIFIABLE,
-    EventStatus.WAITING_FOR_IDENTITY,
-)
+STATUSES = tuple(status.value for status in EventStatus)
 
 
 def parse_when(value: str) -> datetime:

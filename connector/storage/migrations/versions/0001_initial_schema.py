@@ -8,7 +8,7 @@ Create Date: 2026-11-28 10:16:23.368790
 import sqlalchemy as sa
 from alembic import op
 
-import connector.models
+from connector.storage.models import UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -23,8 +23,8 @@ def upgrade() -> None:
         sa.Column("shop_domain", sa.String(length=255), nullable=False),
         sa.Column("person_key", sa.String(length=255), nullable=False),
         sa.Column("first_order_id", sa.String(length=64), nullable=False),
-        sa.Column("first_order_at", connector.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("decided_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_order_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("shop_domain", "person_key"),
     )
     op.create_table(
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("shop_domain", sa.String(length=255), nullable=False),
         sa.Column("order_id", sa.String(length=64), nullable=False),
         sa.Column("person_key", sa.String(length=255), nullable=False),
-        sa.Column("ordered_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ordered_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("shop_domain", "order_id"),
     )
     with op.batch_alter_table("customer_orders", schema=None) as batch_op:
@@ -50,8 +50,8 @@ def upgrade() -> None:
         sa.Column("cio_region", sa.String(length=8), nullable=False),
         sa.Column("order_topic", sa.String(length=32), nullable=False),
         sa.Column("include_test_orders", sa.Boolean(), nullable=False),
-        sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("domain"),
     )
     op.create_table(
@@ -67,12 +67,12 @@ def upgrade() -> None:
         sa.Column("shopify_event_id", sa.String(length=128), nullable=False),
         sa.Column("webhook_id", sa.String(length=128), nullable=True),
         sa.Column("api_version", sa.String(length=16), nullable=True),
-        sa.Column("triggered_at", connector.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("received_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("triggered_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("state_reason", sa.Text(), nullable=True),
-        sa.Column("processed_at", connector.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("processed_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("resource_key", sa.String(length=128), nullable=True),
         sa.Column("event_id", sa.String(length=26), nullable=True),
         sa.PrimaryKeyConstraint("id"),
@@ -98,7 +98,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=64), nullable=True),
         sa.Column("email", sa.String(length=255), nullable=True),
         sa.Column("person", sa.JSON(), nullable=False),
-        sa.Column("occurred_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("properties", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
@@ -109,13 +109,13 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", connector.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=36), nullable=True),
-        sa.Column("lease_until", connector.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", connector.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("queued_at", connector.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("delivered_at", connector.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("queued_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("sent_identify", sa.JSON(), nullable=True),
         sa.Column("sent_track", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -143,7 +143,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("event_id", sa.String(length=26), nullable=False),
-        sa.Column("attempted_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("attempted_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("outcome", sa.String(length=32), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("latency_ms", sa.Double(), nullable=True),

@@ -1,6 +1,6 @@
-"""LocalCustomerIO: a real HTTP server on loopback that behaves like Customer.io's Track API.
+"""FakeCustomerIO: a real HTTP server on loopback that behaves like Customer.io's Track API.
 
-Used by the tests and by the README demo (`python -m connector.sandbox --port 8025`). It
+Used by the tests and by the README demo (`python -m connector.dev.fake_customerio --port 8025`). It
 checks Basic auth, validates v2 operations the way the connector relies on (identifiers, ULID
 event ids, integer timestamps, size limits), dedupes events on their id, records everything
 it answered, and can be told to fail, rate-limit, answer slowly or drop connections.
@@ -30,7 +30,7 @@ REGION_BODY = {"url": "https://track.customer.io", "data_center": "us", "environ
 UNAUTHORIZED_BODY = {"meta": {"errors": ["Unauthorized request"]}}
 
 
-class LocalCustomerIO:
+class FakeCustomerIO:
     """A loopback stand-in for the Track API that records what it received."""
 
     def __init__(
@@ -59,7 +59,7 @@ class LocalCustomerIO:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> LocalCustomerIO:
+    def start(self) -> FakeCustomerIO:
         """Bind and serve from a daemon thread; return self."""
         server = _Server((self.host, self.port), _Handler)
         server.sandbox = self
@@ -82,7 +82,7 @@ class LocalCustomerIO:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> LocalCustomerIO:
+    def __enter__(self) -> FakeCustomerIO:
         return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -304,7 +304,7 @@ class _Reply:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    sandbox: LocalCustomerIO
+    sandbox: FakeCustomerIO
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.open_connections: set[socket.socket] = set()
@@ -326,7 +326,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "LocalCustomerIO/1"
+    server_version = "FakeCustomerIO/1"
     timeout = 60  # idle keep-alive connections are closed after this
     disable_nagle_algorithm = True  # else keep-alive replies stall ~40 ms on delayed ACKs
     server: _Server
@@ -491,17 +491,17 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a verbose LocalCustomerIO in the foreground until Ctrl-C."""
+    """Run a verbose FakeCustomerIO in the foreground until Ctrl-C."""
     parser = argparse.ArgumentParser(description="A local stand-in for Customer.io's Track API")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--site-id", default="demo")
     parser.add_argument("--api-key", default="demo-key")
     args = parser.parse_args(argv)
-    sandbox = LocalCustomerIO(
+    sandbox = FakeCustomerIO(
         {args.site_id: args.api_key}, host=args.host, port=args.port, verbose=True
     ).start()
-    print(f"LocalCustomerIO listening on {sandbox.url} (site id {args.site_id})", flush=True)
+    print(f"FakeCustomerIO listening on {sandbox.url} (site id {args.site_id})", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         while True:

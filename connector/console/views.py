@@ -28,12 +28,15 @@ from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from connector import console_queries, console_stats, staff
 from connector.audit import ReplayRequest, preview_replay, recent_audits, run_replay
+from connector.console import staff
 from connector.csrf import check_csrf
-from connector.db import transaction
-from connector.models import EventStatus, StaffUser
 from connector.runtime import Runtime
+from connector.statuses import EventStatus
+from connector.storage import console as console_queries
+from connector.storage import health as console_stats
+from connector.storage.db import transaction
+from connector.storage.models import StaffUser
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 SESSION_KEY = "staff_id"

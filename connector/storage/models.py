@@ -21,9 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from connector.statuses import InboxState, ShopStatus
+from connector.timeutil import utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -54,12 +53,6 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
 
-class ShopStatus:
-    ACTIVE = "active"
-    CREDENTIALS_REJECTED = "credentials_rejected"
-    UNINSTALLED = "uninstalled"
-
-
 class Shop(Base):
     __tablename__ = "shops"
 
@@ -85,13 +78,6 @@ class Shop(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class InboxState:
-    RECEIVED = "received"
-    PROCESSED = "processed"
-    IGNORED = "ignored"
-    FAILED = "failed"
-
-
 class WebhookDelivery(Base):
     """The inbox: every verified webhook, stored before Shopify gets its 200."""
 
@@ -115,15 +101,6 @@ class WebhookDelivery(Base):
     processed_at: Mapped[datetime | None]
     resource_key: Mapped[str | None] = mapped_column(String(128), index=True)
     event_id: Mapped[str | None] = mapped_column(String(26), index=True)
-
-
-class EventStatus:
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    QUARANTINED = "quarantined"
-    UNIDENTIFIABLE = "unidentifiable"
-    WAITING_FOR_IDENTITY = "waiting_for_identity"
 
 
 class Event(Base):

@@ -10,9 +10,38 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+__all__ = [
+    "Engine",
+    "Session",
+    "Sessions",
+    "StorageUnavailableError",
+    "storage_errors",
+    "make_engine",
+    "make_sessionmaker",
+    "transaction",
+    "upgrade",
+]
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# A factory of sessions (units of work); the rest of the code passes this around.
+Sessions = sessionmaker[Session]
+
+
+class StorageUnavailableError(Exception):
+    """Raised when the database cannot be reached or refuses a write; nothing was stored."""
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Translate SQLAlchemy's errors into StorageUnavailableError at the storage edge."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageUnavailableError(type(exc).__name__) from exc
 
 
 def make_engine(database_url: str) -> Engine:
@@ -41,12 +70,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+def make_sessionmaker(engine: Engine) -> Sessions:
     return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+def transaction(sessions: Sessions) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with sessions() as session, session.begin():
         yield session

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from connector import embedded_redis
+from connector.dev import embedded_redis
 
 DEMO_ENV = {
     "SHOPIFY_API_KEY": "demo-api-key",
@@ -25,7 +25,7 @@ DEMO_ENV = {
 }
 DEMO_SHOP = "demo-shop.myshopify.com"
 DEMO_SITE_ID, DEMO_API_KEY = "demo-site", "demo-track-key"
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 DEMO_SAMPLES = [  # (file, topic): a placed order, its redelivery, a paid/updated echo, checkouts
     ("orders_create_2026-07.json", "orders/create"),
     ("orders_create_2026-07.json", "orders/create"),
@@ -48,17 +48,19 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
     instance = Path(env.get("CONNECTOR_INSTANCE_DIR", "var")).resolve()
     env["CONNECTOR_INSTANCE_DIR"] = str(instance)
     children: list[subprocess.Popen[bytes]] = []
-    sandbox = None
+    fake_customerio = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = embedded_redis.start(instance / "redis")
         children.append(redis_process)
         click.echo(f"embedded Redis at {env['REDIS_URL']}")
     if demo:
-        from connector.sandbox import LocalCustomerIO
+        from connector.dev.fake_customerio import FakeCustomerIO
 
-        sandbox = LocalCustomerIO(credentials={DEMO_SITE_ID: DEMO_API_KEY}, verbose=True).start()
-        env.setdefault("CUSTOMERIO_TRACK_URL", sandbox.url)
-        click.echo(f"local Customer.io stand-in at {sandbox.url}")
+        fake_customerio = FakeCustomerIO(
+            credentials={DEMO_SITE_ID: DEMO_API_KEY}, verbose=True
+        ).start()
+        env.setdefault("CUSTOMERIO_TRACK_URL", fake_customerio.url)
+        click.echo(f"local Customer.io stand-in at {fake_customerio.url}")
     connector = [sys.executable, "-m", "connector"]
     try:
         subprocess.run([*connector, "db", "upgrade"], env=env, check=True)
@@ -116,8 +118,8 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
-        if sandbox is not None:
-            sandbox.stop()
+        if fake_customerio is not None:
+            fake_customerio.stop()
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:
@@ -165,7 +167,7 @@ def _show_event_states(env: dict[str, str], wait_seconds: float = 15) -> None:
     """Print each event's state once delivery has settled (or the wait is over)."""
     from connector.config import Settings
     from connector.runtime import Runtime
-    from connector.views import event_rows
+    from connector.storage.views import event_rows
 
     rt = Runtime(Settings.from_env(env))
     deadline = time.monotonic() + wait_seconds

@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from connector import console_cli, install_cli
 from connector import runtime as runtime_module
+from connector.cli import console as console_cli
+from connector.cli import history as install_cli
 from connector.config import ConfigError
-from connector.db import transaction, upgrade
-from connector.models import Shop, ShopStatus
 from connector.runtime import Runtime
+from connector.shop_domain import SHOP_DOMAIN
+from connector.statuses import ShopStatus
+from connector.storage.db import transaction, upgrade
+from connector.storage.models import Shop
 from webhooks.topics import ORDER_TOPIC_CHOICES
-from webhooks.verify import SHOP_DOMAIN
 
 if TYPE_CHECKING:
     from connector.audit import ReplayPreview
@@ -116,7 +118,8 @@ def spec() -> None:
 @click.option("--shop", default="example.myshopify.com", show_default=True)
 def spec_check(payload: Path, topic: str, shop: str) -> None:
     """Map PAYLOAD and print the canonical event, or the violations (exit 1)."""
-    from connector.spec import check_payload, load_spec
+    from connector.spec import load_spec
+    from webhooks.spec_check import check_payload
 
     try:
         data = json.loads(payload.read_text())
@@ -216,7 +219,7 @@ def sweep() -> None:
 )
 def worker(burst: bool, with_sweep: bool) -> None:
     """Run an RQ worker on the connector's queue."""
-    from connector.workers import run_worker
+    from jobs.worker import run_worker
 
     run_worker(_runtime(), burst=burst, with_sweep=with_sweep)
 
@@ -232,7 +235,7 @@ def worker(burst: bool, with_sweep: bool) -> None:
 @click.option("--web-workers", default=2, show_default=True)
 def serve(demo: bool, host: str, port: int, web_workers: int) -> None:
     """Run web (gunicorn) + worker (+ embedded Redis, SQLite defaults) until Ctrl-C."""
-    from connector.serve import serve as run_serve
+    from connector.dev.serve import serve as run_serve
 
     run_serve(demo=demo, host=host, port=port, web_workers=web_workers)
 

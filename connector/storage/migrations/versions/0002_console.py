@@ -8,7 +8,7 @@ Create Date: 2026-11-28 11:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import connector.models
+from connector.storage.models import UTCDateTime
 
 revision = "0002_console"
 down_revision = "0001"
@@ -25,15 +25,15 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=255), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", connector.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email"),
     )
     op.create_table(
         "replay_audits",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
-        sa.Column("created_at", connector.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=255), nullable=False),
         sa.Column("filters", sa.JSON(), nullable=False),
         sa.Column("event_ids", sa.JSON(), nullable=False),

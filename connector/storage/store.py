@@ -12,19 +12,9 @@ from sqlalchemy import Connection, Insert, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connector.models import (
-    Event,
-    EventStatus,
-    InboxState,
-    Shop,
-    ShopStatus,
-    WebhookDelivery,
-    utcnow,
-)
-
-
-class StorageUnavailableError(Exception):
-    """Raised when the database cannot be reached or refuses the write."""
+from connector.statuses import EventStatus, InboxState, ShopStatus
+from connector.storage.models import Event, Shop, WebhookDelivery
+from connector.timeutil import utcnow
 
 
 def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:

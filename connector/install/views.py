@@ -26,15 +26,14 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector import merchant_session
 from connector.config import Settings
 from connector.csrf import check_csrf
-from connector.db import transaction
-from connector.models import PrivacyExport, Shop, ShopStatus, utcnow
+from connector.customerio import TrackClient, track_base_url
+from connector.install import merchant as merchant_session
 from connector.runtime import Runtime
-from connector.shopify_admin import (
+from connector.shop_domain import SHOP_DOMAIN
+from connector.shopify.admin import (
     SCOPES,
-    WEBHOOK_TOPICS,
     AdminClient,
     ShopifyAuthError,
     ShopifyError,
@@ -42,10 +41,12 @@ from connector.shopify_admin import (
     exchange_code,
     token_columns,
 )
+from connector.statuses import ShopStatus
+from connector.storage.db import transaction
+from connector.storage.models import PrivacyExport, Shop
+from connector.timeutil import utcnow
 from jobs import privacy, queue
-from jobs.customerio import TrackClient, track_base_url
-from webhooks.topics import ORDER_TOPIC_CHOICES
-from webhooks.verify import SHOP_DOMAIN
+from webhooks.topics import ORDER_TOPIC_CHOICES, SUBSCRIBED_TOPICS
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("install", __name__)
@@ -182,7 +183,9 @@ def callback() -> ResponseReturnValue:
             access_token=tokens.access_token,
             timeout=rt.settings.http_timeout_seconds,
         )
-        client.ensure_subscriptions(webhook_address(rt.settings), list(WEBHOOK_TOPICS))
+        client.ensure_subscriptions(
+            webhook_address(rt.settings), [topic.graphql_name for topic in SUBSCRIBED_TOPICS]
+        )
     except ShopifyAuthError as exc:
         log.info("install refused by Shopify shop=%s: %s", shop, exc.reason)
         return page(400, "Install not completed", "Shopify did not accept the approval.")

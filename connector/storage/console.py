@@ -12,15 +12,8 @@ from sqlalchemy import Select, String, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from connector.models import (
-    DeliveryAttempt,
-    Event,
-    EventStatus,
-    ReplayAudit,
-    Shop,
-    ShopStatus,
-    WebhookDelivery,
-)
+from connector.statuses import EventStatus, ShopStatus
+from connector.storage.models import DeliveryAttempt, Event, ReplayAudit, Shop, WebhookDelivery
 
 LIST_KINDS = ("failed", "quarantined", "unidentifiable", "waiting")
 WAITING_SHOP_STATES = (ShopStatus.CREDENTIALS_REJECTED, ShopStatus.UNINSTALLED)

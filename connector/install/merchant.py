@@ -9,7 +9,7 @@ from flask import request, session
 from shopify.session_token import SessionTokenError
 
 from connector.config import Settings
-from webhooks.verify import SHOP_DOMAIN
+from connector.shop_domain import SHOP_DOMAIN
 
 SESSION_KEY = "merchant_shop"
 

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from connector.models import Base
+from connector.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.models import Event
+from connector.storage.models import Event
 
 
 def event_rows(sessions: sessionmaker[Session], limit: int = 50) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ import click
 from connector import runtime as runtime_module
 from connector.config import ConfigError
 from connector.runtime import Runtime
-from connector.shopify_admin import ShopifyError
-from webhooks.verify import SHOP_DOMAIN
+from connector.shop_domain import SHOP_DOMAIN
+from connector.shopify.admin import ShopifyError
 
 
 def _runtime() -> Runtime:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from connector.models import StaffUser, utcnow
+from connector.storage.models import StaffUser
+from connector.timeutil import utcnow
 
 MAX_ATTEMPTS = 5
 WINDOW_SECONDS = 15 * 60

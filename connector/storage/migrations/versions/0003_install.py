@@ -7,14 +7,14 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import connector.models
+from connector.storage.models import UTCDateTime
 
 revision = "0003_install"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-UTC = connector.models.UTCDateTime(timezone=True)
+UTC = UTCDateTime(timezone=True)
 SHOP_COLUMNS = (
     sa.Column("shopify_access_token_encrypted", sa.Text(), nullable=True),
     sa.Column("shopify_access_expires_at", UTC, nullable=True),

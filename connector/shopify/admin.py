@@ -22,22 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.config import Settings
 from connector.crypto import SecretBox
-from connector.db import transaction
-from connector.models import Shop, utcnow
+from connector.storage.db import transaction
+from connector.storage.models import Shop
+from connector.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("read_orders", "read_checkouts", "read_customers")
-# What install subscribes to (privacy topics are declared in the app's configuration).
-WEBHOOK_TOPICS = {
-    "ORDERS_CREATE": "orders/create",
-    "ORDERS_PAID": "orders/paid",
-    "ORDERS_UPDATED": "orders/updated",
-    "ORDERS_CANCELLED": "orders/cancelled",
-    "CHECKOUTS_CREATE": "checkouts/create",
-    "CHECKOUTS_UPDATE": "checkouts/update",
-    "APP_UNINSTALLED": "app/uninstalled",
-}
 REFRESH_MARGIN = timedelta(minutes=5)
 MAX_THROTTLE_RETRIES = 5
 MAX_THROTTLE_WAIT = 30.0

@@ -1,0 +1,1 @@
+"""The support console: staff-only pages to find any order or checkout and replay failures."""

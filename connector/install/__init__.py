@@ -1,0 +1,1 @@
+"""Merchant install: OAuth, the settings page, the merchant's session."""

@@ -1,0 +1,1 @@
+"""Shopify's Admin API at the edge: OAuth helpers, expiring tokens, GraphQL."""

@@ -1,0 +1,1 @@
+"""Storage: the one place that knows the schema and writes SQL (SQLite or PostgreSQL)."""
