@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean screenshots
 
 $(BIN)/connector: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,18 @@ $(BIN)/connector: pyproject.toml
 run: $(BIN)/connector
 	$(BIN)/connector serve --demo
 
-## Lint, then the whole test suite (real Redis; PostgreSQL too when reachable).
+## Lint, type-check, check the import layers, then the whole test suite (real Redis;
+## PostgreSQL too when reachable).
 test: $(BIN)/connector
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+## Refresh the screenshots in docs/ (the browser tests write them only when asked).
+screenshots: $(BIN)/connector
+	CONNECTOR_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest tests/browser
 
 bench: $(BIN)/connector
 	$(BIN)/python bench/run.py

@@ -10,6 +10,8 @@ from typing import Any
 
 from ulid import ULID
 
+from connector.identity import person_key
+
 
 class EventName(StrEnum):
     """The canonical events the track spec (spec.yaml) defines."""
@@ -42,7 +44,7 @@ class Person:
     @property
     def id(self) -> str | None:
         """The Customer.io identifier: customer id, else email, else None (unidentifiable)."""
-        return self.customer_id or self.email or None
+        return person_key(self.customer_id, self.email)
 
 
 @dataclass(frozen=True)

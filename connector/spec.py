@@ -8,13 +8,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pycountry
 import yaml
+
+from connector.timeutil import parse_utc
 
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent.parent / "spec.yaml"
 
@@ -213,7 +214,7 @@ def _format_problem(fmt: str, value: Any) -> str | None:
             return "is not an http(s) URL"
     if fmt == "datetime":
         try:
-            datetime.fromisoformat(value)
+            parse_utc(value)
         except ValueError:
             return "is not an ISO-8601 datetime"
     return None

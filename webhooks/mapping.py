@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from connector.events import CanonicalEvent, EventName, Person
+from connector.identity import normalize_email
+from connector.timeutil import parse_utc
 
 # Keep in sync with items_schema_version in spec.yaml (a unit test checks they agree).
 ITEMS_SCHEMA_VERSION = 1
@@ -187,10 +189,8 @@ def _person(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> Person:
 
 
 def _email(*candidates: Any) -> str | None:
-    for candidate in candidates:
-        if isinstance(candidate, str) and candidate.strip():
-            return candidate.strip().lower()
-    return None
+    """The first candidate that is an email address, normalized."""
+    return next(filter(None, map(normalize_email, candidates)), None)
 
 
 def _accepts_marketing(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> bool | None:
@@ -326,12 +326,9 @@ def _timestamp(payload: Mapping[str, Any], fields: Iterable[str], what: str) -> 
         if not isinstance(value, str):
             raise MappingError(f"{what} {field} is not an ISO-8601 timestamp")
         try:
-            parsed = datetime.fromisoformat(value)
+            return parse_utc(value)
         except ValueError as exc:
             raise MappingError(f"{what} {field} is not an ISO-8601 timestamp") from exc
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
     raise MappingError(f"{what} has no {' or '.join(fields)}")
 
 

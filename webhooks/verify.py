@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from connector.shop_domain import is_shop_domain
 from connector.timeutil import parse_utc
@@ -55,6 +56,12 @@ def verify_signature(body: bytes, signature: str | None, secrets: Iterable[str])
         raise SignatureError("signature does not match")
 
 
+class HeaderItems(Protocol):
+    """A dict of headers or werkzeug's `Headers`: anything whose items are name/value pairs."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
 @dataclass(frozen=True)
 class DeliveryHeaders:
     topic: str
@@ -65,7 +72,7 @@ class DeliveryHeaders:
     triggered_at: datetime | None
 
 
-def read_headers(headers: Mapping[str, str]) -> DeliveryHeaders:
+def read_headers(headers: HeaderItems) -> DeliveryHeaders:
     """Read Shopify's delivery headers (case-insensitively); raise on missing or bad ones."""
     lowered = {key.lower(): value for key, value in headers.items()}
     topic = lowered.get("x-shopify-topic", "").strip()

@@ -19,7 +19,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from connector.statuses import InboxState, ShopStatus
 from connector.timeutil import utcnow
@@ -64,7 +68,7 @@ class Shop(Base):
     cio_region: Mapped[str] = mapped_column(String(8), default="us")
     order_topic: Mapped[str] = mapped_column(String(32), default="orders/create")
     include_test_orders: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Install (connector/install.py): expiring offline token pair, both encrypted at rest.
+    # Install (connector/install/): expiring offline token pair, both encrypted at rest.
     shopify_access_token_encrypted: Mapped[str | None] = mapped_column(Text)
     shopify_access_expires_at: Mapped[datetime | None]
     shopify_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
@@ -208,9 +212,39 @@ class ReplayAudit(Base):
     missing: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class _CheckoutToken(FunctionElement[str]):
+    """`events.properties ->> 'checkout_token'`, spelled for each dialect (see below)."""
+
+    type = String()
+    inherit_cache = True
+
+    def __init__(self) -> None:
+        super().__init__(Event.properties)
+
+
+@compiles(_CheckoutToken)
+def _checkout_token_sqlite(element: _CheckoutToken, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.clauses, **kw)}, '$.checkout_token')"
+
+
+@compiles(_CheckoutToken, "postgresql")
+def _checkout_token_postgresql(element: _CheckoutToken, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} ->> 'checkout_token')"
+
+
+def checkout_token() -> ColumnElement[str]:
+    """An order's checkout token: the expression of ix_events_checkout_token.
+
+    Queries must spell it exactly like the index for the database to use the index, so the
+    index below and the console's search both take it from here.
+    """
+    return _CheckoutToken()
+
+
 # Console look-ups: an order id or checkout token without its shop, and per-shop time windows.
 Index("ix_events_natural_key", Event.natural_key)
 Index("ix_events_shop_occurred", Event.shop_domain, Event.occurred_at)
+Index("ix_events_checkout_token", checkout_token())
 
 
 class PrivacyExport(Base):

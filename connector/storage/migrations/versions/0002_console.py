@@ -58,7 +58,7 @@ def upgrade() -> None:
 
 
 def _checkout_token() -> str:
-    """The expression connector.console_queries.checkout_token_of searches on."""
+    """A frozen copy of connector.storage.models.checkout_token, as it was at this revision."""
     if op.get_bind().dialect.name == "postgresql":
         return "(properties ->> 'checkout_token')"
     return "json_extract(properties, '$.checkout_token')"
