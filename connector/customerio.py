@@ -22,6 +22,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from connector.statuses import DeliveryOutcome
+
 REGION_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 
 MAX_BATCH_BYTES = 500_000  # documented as 500 KB per /batch request; kept on the safe side
@@ -52,7 +54,9 @@ def identifiers_for(person_id: str) -> dict[str, str]:
     return {"email": person_id} if "@" in person_id else {"id": person_id}
 
 
-def identify_op(identifiers: dict[str, str], attributes: dict, timestamp: int) -> dict:
+def identify_op(
+    identifiers: dict[str, str], attributes: dict[str, Any], timestamp: int
+) -> dict[str, Any]:
     """Build a v2 `identify` operation; `timestamp` orders updates that arrive out of order."""
     return {
         "type": "person",
@@ -64,8 +68,12 @@ def identify_op(identifiers: dict[str, str], attributes: dict, timestamp: int) -
 
 
 def event_op(
-    identifiers: dict[str, str], name: str, event_id: str, timestamp: int, attributes: dict
-) -> dict:
+    identifiers: dict[str, str],
+    name: str,
+    event_id: str,
+    timestamp: int,
+    attributes: dict[str, Any],
+) -> dict[str, Any]:
     """Build a v2 `event` operation; `event_id` (a ULID) is Customer.io's dedupe key."""
     return {
         "type": "person",
@@ -78,12 +86,12 @@ def event_op(
     }
 
 
-def encode_batch(operations: list[dict]) -> bytes:
+def encode_batch(operations: list[dict[str, Any]]) -> bytes:
     """Serialize a batch request body; raises ValueError/TypeError for non-JSON values."""
     return _dumps({"batch": operations})
 
 
-def batch_size_ok(operations: list[dict]) -> bool:
+def batch_size_ok(operations: list[dict[str, Any]]) -> bool:
     """Tell whether a batch fits Customer.io's limits (whole request and each operation)."""
     if len(encode_batch(operations)) >= MAX_BATCH_BYTES:
         return False
@@ -120,7 +128,7 @@ class SendResult:
 
     status_code: int | None  # None: timeout or connection error
     latency_ms: float
-    outcome: str  # delivered | partial | retry | rejected_credentials | rejected
+    outcome: DeliveryOutcome
     failed_ops: dict[int, str] = field(default_factory=dict)  # batch_index -> short reason
     retry_after: float | None = None
     reason: str = ""
@@ -129,7 +137,7 @@ class SendResult:
     @property
     def ok(self) -> bool:
         """True when every operation was accepted."""
-        return self.outcome == "delivered"
+        return self.outcome == DeliveryOutcome.DELIVERED
 
 
 def shared_session() -> requests.Session:
@@ -172,7 +180,7 @@ class TrackClient:
         """The injected Session, else the process-wide pooled one."""
         return self._session if self._session is not None else shared_session()
 
-    def send_batch(self, operations: list[dict]) -> SendResult:
+    def send_batch(self, operations: list[dict[str, Any]]) -> SendResult:
         """POST the operations to /api/v2/batch once; raises only for non-JSON operations."""
         body = encode_batch(operations)
         return self._call("POST", "/api/v2/batch", body)
@@ -198,12 +206,14 @@ class TrackClient:
             )
             text = response.text  # reads the whole body inside the timeout handling
         except requests.Timeout:
-            return SendResult(None, _elapsed_ms(started), "retry", reason="timeout")
+            return SendResult(None, _elapsed_ms(started), DeliveryOutcome.RETRY, reason="timeout")
         except requests.ConnectionError:
-            return SendResult(None, _elapsed_ms(started), "retry", reason="connection error")
+            return SendResult(
+                None, _elapsed_ms(started), DeliveryOutcome.RETRY, reason="connection error"
+            )
         except requests.RequestException as exc:  # e.g. a truncated chunked body
             reason = f"request error ({type(exc).__name__})"
-            return SendResult(None, _elapsed_ms(started), "retry", reason=reason)
+            return SendResult(None, _elapsed_ms(started), DeliveryOutcome.RETRY, reason=reason)
         return _result(response, text, _elapsed_ms(started))
 
 
@@ -214,19 +224,19 @@ def _result(response: requests.Response, text: str, latency_ms: float) -> SendRe
     messages = _error_messages(payload)
     label = f"{status} {_phrase(status)}"
     if status == 207:
-        outcome = "partial"
+        outcome = DeliveryOutcome.PARTIAL
         label = f"{label}: {len(failed)} operation(s) rejected"
     elif 200 <= status < 300:
-        outcome = "delivered"
+        outcome = DeliveryOutcome.DELIVERED
     elif status == 429 or status >= 500:
-        outcome = "retry"
+        outcome = DeliveryOutcome.RETRY
     elif status in (401, 403):
-        outcome = "rejected_credentials"
+        outcome = DeliveryOutcome.REJECTED_CREDENTIALS
     else:
-        outcome = "rejected"
+        outcome = DeliveryOutcome.REJECTED
         if 300 <= status < 400:
             messages = messages or f"redirected to {response.headers.get('Location', '?')}"
-    if messages and outcome != "partial":
+    if messages and outcome != DeliveryOutcome.PARTIAL:
         label = f"{label}: {messages}"
     return SendResult(
         status_code=status,

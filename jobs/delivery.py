@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
 from connector.crypto import SecretBox
 from connector.customerio import (
     SendResult,
@@ -29,13 +26,14 @@ from connector.customerio import (
     shared_session,
     track_base_url,
 )
-from connector.statuses import EventStatus, ShopStatus
-from connector.storage import store
-from connector.storage.db import transaction
-from connector.storage.models import DeliveryAttempt, Event, Shop
+from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
+from connector.storage import events
+from connector.storage.db import Sessions, transaction
+from connector.storage.ledger import order_stats
+from connector.storage.models import Event, Shop
+from connector.storage.shops import get_shop
 from connector.timeutil import utcnow
 from jobs import retry
-from jobs.processing import order_stats
 from jobs.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -86,7 +84,7 @@ class Deliverer:
     def __init__(
         self,
         *,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         secrets: SecretBox,
         limiter: RateLimiter,
         policy: DeliveryPolicy,
@@ -106,19 +104,21 @@ class Deliverer:
             if deadline is not None and time.monotonic() > deadline:
                 return delivered, True
             with transaction(self.sessions) as session:
-                shop = session.get(Shop, shop_domain)
+                shop = get_shop(session, shop_domain)
                 if shop is None or shop.status != ShopStatus.ACTIVE or not shop.cio_site_id:
                     return delivered, False  # waits: unconfigured, key rejected, uninstalled
                 client = self._client(shop)
-                events = store.claim_due_events(
+                claimed = events.claim_due_events(
                     session, shop_domain, self.policy.batch_size, self.policy.lease_seconds
                 )
-                stats = order_stats(session, shop_domain, [e.person_id for e in events])
+                stats = order_stats(
+                    session, shop_domain, [e.person_id for e in claimed if e.person_id]
+                )
                 operations = [
                     build_operations(event, stats.get(event.person_id or "", NO_ORDERS))
-                    for event in events
+                    for event in claimed
                 ]
-                event_ids = [event.id for event in events]
+                event_ids = [event.id for event in claimed]
             if not event_ids:
                 return delivered, False
             keep_going, sent = self._send(client, shop_domain, event_ids, operations)
@@ -147,10 +147,10 @@ class Deliverer:
             return self._send_one_by_one(client, shop_domain, event_ids, operations)
         self.limiter.acquire(client.site_id, max_wait=self.policy.lease_seconds / 2)
         result = client.send_batch(flat)
-        if result.outcome == "rejected" and len(event_ids) > 1:
+        if result.outcome == DeliveryOutcome.REJECTED and len(event_ids) > 1:
             # One bad operation spoils a whole v2 request: send each event alone to isolate it.
             return self._send_one_by_one(client, shop_domain, event_ids, operations)
-        if result.outcome == "retry" and result.status_code == 429:
+        if result.outcome == DeliveryOutcome.RETRY and result.status_code == 429:
             self.limiter.pause(client.site_id, result.retry_after or 1.0)
         return self._record(shop_domain, event_ids, operations, result)
 
@@ -181,8 +181,7 @@ class Deliverer:
         failed_events = {index // 2: reason for index, reason in result.failed_ops.items()}
         sent = 0
         with transaction(self.sessions) as session:
-            loaded = session.scalars(select(Event).where(Event.id.in_(event_ids))).all()
-            by_id = {event.id: event for event in loaded}
+            by_id = events.events_by_id(session, event_ids)
             for position, (event_id, (identify, track)) in enumerate(
                 zip(event_ids, operations, strict=True)
             ):
@@ -193,17 +192,18 @@ class Deliverer:
                 event.lease_owner = None
                 event.lease_until = None
                 outcome, reason = result.outcome, result.reason
-                if outcome == "partial":
-                    outcome = "rejected" if position in failed_events else "delivered"
+                if outcome == DeliveryOutcome.PARTIAL:
+                    failed = position in failed_events
+                    outcome = DeliveryOutcome.REJECTED if failed else DeliveryOutcome.DELIVERED
                     reason = failed_events.get(position, result.reason)
-                if outcome == "delivered":
+                if outcome == DeliveryOutcome.DELIVERED:
                     event.status = EventStatus.DELIVERED
                     event.delivered_at = now
                     event.reason = None
                     event.sent_identify = identify
                     event.sent_track = track
                     sent += 1
-                elif outcome == "retry":
+                elif outcome == DeliveryOutcome.RETRY:
                     event.next_attempt_at = retry.next_attempt_at(
                         now, event.attempts, self.policy.retry_schedule, result.retry_after
                     )
@@ -215,20 +215,19 @@ class Deliverer:
                 else:
                     event.status = EventStatus.FAILED
                     event.reason = reason
-                session.add(
-                    DeliveryAttempt(
-                        event_id=event_id,
-                        attempted_at=now,
-                        outcome=outcome,
-                        status_code=result.status_code,
-                        latency_ms=result.latency_ms,
-                        reason=reason,
-                        excerpt=result.excerpt or None,
-                        batch_size=len(event_ids),
-                    )
+                events.add_attempt(
+                    session,
+                    event_id,
+                    attempted_at=now,
+                    outcome=outcome,
+                    status_code=result.status_code,
+                    latency_ms=result.latency_ms,
+                    reason=reason,
+                    excerpt=result.excerpt or None,
+                    batch_size=len(event_ids),
                 )
-            if result.outcome == "rejected_credentials":
-                shop = session.get(Shop, shop_domain)
+            if result.outcome == DeliveryOutcome.REJECTED_CREDENTIALS:
+                shop = get_shop(session, shop_domain)
                 if shop is not None:
                     shop.status = ShopStatus.CREDENTIALS_REJECTED
                     shop.status_reason = result.reason
@@ -240,5 +239,9 @@ class Deliverer:
             result.status_code,
             result.latency_ms,
         )
-        keep_going = result.outcome in ("delivered", "partial", "rejected")
+        keep_going = result.outcome in (
+            DeliveryOutcome.DELIVERED,
+            DeliveryOutcome.PARTIAL,
+            DeliveryOutcome.REJECTED,
+        )
         return keep_going, sent

@@ -14,22 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from connector.events import EventName
+from connector.identity import person_key
 from connector.runtime import Runtime
-from connector.shopify.admin import (
-    AdminClient,
-    ShopifyAuthError,
-    client_for,
-)
-from connector.spec import validate
-from connector.statuses import EventStatus
-from connector.storage import store
-from connector.storage.db import transaction
-from connector.storage.models import CustomerLedger, CustomerOrder, Event, Shop
-from connector.timeutil import utcnow
-from jobs.processing import OrderCountLookup, _apply, _set_validation_status, decide_first_order
+from connector.shopify.admin import AdminClient, client_for
+from connector.shopify.errors import ShopifyAuthError
+from connector.spec import TrackSpec
+from connector.storage import events, ledger
+from connector.storage.db import Session, transaction
+from connector.storage.shops import get_shop
+from connector.timeutil import parse_utc, utcnow
+from jobs.orders import OrderCountLookup, place_order
 from webhooks.mapping import MappingError, map_order
 
 log = logging.getLogger(__name__)
@@ -45,7 +39,7 @@ def order_count_lookup(rt: Runtime) -> OrderCountLookup:
 
     def lookup(shop_domain: str, customer_id: str) -> int | None:
         with rt.sessions() as session:
-            shop = session.get(Shop, shop_domain)
+            shop = get_shop(session, shop_domain)
             if shop is None or not shop.shopify_access_token_encrypted:
                 return None
         try:
@@ -58,42 +52,21 @@ def order_count_lookup(rt: Runtime) -> OrderCountLookup:
     return lookup
 
 
-def _person_key(node: dict[str, Any]) -> str | None:
-    customer = node.get("customer") or {}
-    if customer.get("legacyResourceId"):
-        return str(customer["legacyResourceId"])
-    email = node.get("email") or customer.get("email")
-    return email.strip().lower() if isinstance(email, str) and email.strip() else None
-
-
-def _when(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def seed_order(session: Session, shop_domain: str, node: dict[str, Any]) -> bool:
     """Record one historical order for its customer; True if the order was new."""
-    person_key = _person_key(node)
-    if person_key is None:
+    customer = node.get("customer") or {}
+    key = person_key(customer.get("legacyResourceId"), node.get("email") or customer.get("email"))
+    if key is None:
         return False
-    ordered_at = _when(node.get("processedAt") or node["createdAt"])
-    values = {"shop_domain": shop_domain, "person_key": person_key}
-    store.insert_ignore(
-        session,
-        CustomerLedger.__table__,  # type: ignore[arg-type]
-        {**values, "first_order_id": str(node["legacyResourceId"]), "first_order_at": ordered_at},
-    )
-    return store.insert_ignore(
-        session,
-        CustomerOrder.__table__,  # type: ignore[arg-type]
-        {**values, "order_id": str(node["legacyResourceId"]), "ordered_at": ordered_at},
-    )
+    ordered_at = parse_utc(node.get("processedAt") or node["createdAt"])
+    return ledger.seed_order(session, shop_domain, str(node["legacyResourceId"]), key, ordered_at)
 
 
 def import_history(rt: Runtime, shop_domain: str, client: AdminClient | None = None) -> int:
     """Seed the ledger from the shop's whole order history; resumable. Returns new orders."""
     client = client or client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
     with rt.sessions() as session:
-        shop = session.get(Shop, shop_domain)
+        shop = get_shop(session, shop_domain)
         if shop is None:
             return 0
         cursor = shop.history_cursor
@@ -101,11 +74,11 @@ def import_history(rt: Runtime, shop_domain: str, client: AdminClient | None = N
     for nodes, end_cursor in client.orders_pages(after=cursor):
         with transaction(rt.sessions) as session:
             imported += sum(seed_order(session, shop_domain, node) for node in nodes)
-            shop = session.get(Shop, shop_domain)
+            shop = get_shop(session, shop_domain)
             if shop is not None:
                 shop.history_cursor = end_cursor
     with transaction(rt.sessions) as session:
-        shop = session.get(Shop, shop_domain)
+        shop = get_shop(session, shop_domain)
         if shop is not None:
             shop.history_cursor, shop.history_imported_at = None, utcnow()
     log.info("order history imported shop=%s new_orders=%d", shop_domain, imported)
@@ -183,36 +156,25 @@ def backfill(
     for nodes, _cursor in client.orders_pages(search=search):
         with transaction(rt.sessions) as session:
             for node in nodes:
-                outcome = _backfill_order(session, rt, shop_domain, node)
+                outcome = _backfill_order(session, rt.spec, shop_domain, node)
                 created += outcome == "created"
                 existing += outcome == "exists"
                 skipped += outcome == "skipped"
     return BackfillResult(created, existing, skipped)
 
 
-def _backfill_order(session: Session, rt: Runtime, shop_domain: str, node: dict[str, Any]) -> str:
+def _backfill_order(
+    session: Session, spec: TrackSpec, shop_domain: str, node: dict[str, Any]
+) -> str:
     try:
         event = map_order(rest_payload(node), shop_domain=shop_domain, event_source="backfill")
     except MappingError:
         return "skipped"
-    if session.get(Event, event.id) is not None:
+    if events.get_event(session, event.id) is not None:
         return "exists"
-    person_key = event.person.id
-    if person_key is None or event.is_test:
+    if event.person.id is None or event.is_test:
         return "skipped"
-    seed_order(session, shop_domain, node)
-    event = event.with_properties(is_first_order=decide_first_order(session, event, person_key))
-    stored = Event(
-        id=event.id,
-        shop_domain=shop_domain,
-        name=EventName.ORDER_PLACED,
-        natural_key=event.natural_key,
-        status=EventStatus.PENDING,
-        attempts=0,
-    )
-    _apply(stored, event)
-    session.add(stored)
-    _set_validation_status(stored, validate(rt.spec, EventName.ORDER_PLACED, event.properties))
+    place_order(session, spec, event)
     return "created"
 
 

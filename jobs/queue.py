@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -73,21 +74,24 @@ class DebouncedKicker:
     """Kicks from one web process, at most one per (stage, shop) every `window` seconds.
 
     The first webhook of a burst kicks at once; later ones within the window are owed a
-    kick, which a background thread makes when the window ends. So every stored webhook is
-    followed by a kick within about two windows, for one Redis round trip per window
-    instead of one per webhook. (A process that dies owing a kick leaves it to the sweep.)
+    kick, which a background thread pays (`pay_owed_kicks`) when the window ends. So every
+    stored webhook is followed by a kick within about two windows, for one Redis round trip
+    per window instead of one per webhook. (A process that dies owing a kick leaves it to
+    the sweep.) `clock` is injectable so tests can move time without sleeping.
     """
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
+        self.clock = clock
         self._lock = threading.Lock()
         self._last_kick: dict[tuple[str, str], float] = {}
         self._owed: dict[tuple[str, str], tuple[Redis, str]] = {}
         self._thread: threading.Thread | None = None
 
     def kick(self, redis: Redis, queue_name: str, stage: str, shop_domain: str) -> bool:
+        """Kick now, or owe the kick when this (stage, shop) was kicked within the window."""
         key = (stage, shop_domain)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             if self.window > 0 and now - self._last_kick.get(key, -1e9) < self.window:
                 self._owed[key] = (redis, queue_name)
@@ -96,22 +100,26 @@ class DebouncedKicker:
             self._last_kick[key] = now
         return kick(redis, queue_name, stage, shop_domain)
 
+    def pay_owed_kicks(self, now: float) -> int:
+        """Make every owed kick, as of `now` on the clock; return how many were made."""
+        with self._lock:
+            owed, self._owed = self._owed, {}
+            for key in owed:
+                self._last_kick[key] = now
+        for (stage, shop_domain), (redis, queue_name) in owed.items():
+            kick(redis, queue_name, stage, shop_domain)
+        return len(owed)
+
     def _start_thread(self) -> None:
         # Started on first need, so it lives in the process that serves (after any fork).
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._pay_owed_kicks, daemon=True)
+            self._thread = threading.Thread(target=self._pay_every_window, daemon=True)
             self._thread.start()
 
-    def _pay_owed_kicks(self) -> None:
+    def _pay_every_window(self) -> None:
         while True:
             time.sleep(self.window)
-            with self._lock:
-                owed, self._owed = self._owed, {}
-                now = time.monotonic()
-                for key in owed:
-                    self._last_kick[key] = now
-            for (stage, shop_domain), (redis, queue_name) in owed.items():
-                kick(redis, queue_name, stage, shop_domain)
+            self.pay_owed_kicks(self.clock())
 
 
 def clear_kick(redis: Redis, stage: str, shop_domain: str) -> None:

@@ -10,6 +10,7 @@ from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
 from connector.runtime import Runtime
+from jobs.tasks import sweep
 
 
 def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> bool:
@@ -43,8 +44,6 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> 
 
 def run_sweep_scheduler(redis_url: str, queue_name: str, interval: int, log_level: str) -> None:
     """Enqueue `jobs.tasks.sweep` every `interval` seconds (several schedulers are harmless)."""
-    from jobs.tasks import sweep
-
     scheduler = CronScheduler(connection=Redis.from_url(redis_url), logging_level=log_level)
     scheduler.register(
         sweep, queue_name=queue_name, interval=interval, result_ttl=0, job_timeout=300

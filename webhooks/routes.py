@@ -8,10 +8,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import SQLAlchemyError
 
 from connector.runtime import Runtime
-from connector.storage import store
+from connector.statuses import InboxState
+from connector.storage.db import StorageUnavailableError
+from connector.storage.inbox import record_delivery
 from jobs import queue
 from jobs.queue import DebouncedKicker
 from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS, PRIVACY_TOPICS
@@ -49,23 +50,22 @@ def receive() -> ResponseReturnValue:
         return jsonify(status="ignored", reason="topic not handled"), 200
     resource_key = _resource_key(headers.topic, payload)
     try:
-        with rt.autocommit_engine.connect() as connection:  # one statement, one round trip
-            created = store.record_delivery(
-                connection,
-                {
-                    "shop_domain": headers.shop_domain,
-                    "topic": headers.topic,
-                    "shopify_event_id": headers.event_id,
-                    "webhook_id": headers.webhook_id,
-                    "api_version": headers.api_version,
-                    "triggered_at": headers.triggered_at,
-                    "body": body.decode("utf-8"),
-                    "state": "received",
-                    "resource_key": str(resource_key) if resource_key is not None else None,
-                },
-            )
-    except SQLAlchemyError as exc:
-        log.error("webhook not stored (%s): answering 503 so Shopify retries", type(exc).__name__)
+        created = record_delivery(  # one statement, one round trip
+            rt.autocommit_engine,
+            {
+                "shop_domain": headers.shop_domain,
+                "topic": headers.topic,
+                "shopify_event_id": headers.event_id,
+                "webhook_id": headers.webhook_id,
+                "api_version": headers.api_version,
+                "triggered_at": headers.triggered_at,
+                "body": body.decode("utf-8"),
+                "state": InboxState.RECEIVED,
+                "resource_key": str(resource_key) if resource_key is not None else None,
+            },
+        )
+    except StorageUnavailableError as exc:
+        log.error("webhook not stored (%s): answering 503 so Shopify retries", exc)
         return jsonify(error="storage unavailable"), 503
     if not created:
         return jsonify(status="duplicate"), 200

@@ -1,0 +1,190 @@
+"""Canonical events: storing what the mapping produced, leasing due ones, recording delivery."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+
+from connector.events import CanonicalEvent, EventName
+from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
+from connector.storage.db import Session
+from connector.storage.models import DeliveryAttempt, Event, Shop
+from connector.timeutil import utcnow
+
+_ABSENT_EVENTS = "events known not to exist yet"
+
+
+def prefetch_events(session: Session, event_ids: set[str]) -> None:
+    """Load these events in one query; remember which ones do not exist yet.
+
+    Later `find_event` calls are then answered from the session without a query.
+    """
+    found = session.scalars(select(Event).where(Event.id.in_(event_ids))).all() if event_ids else []
+    session.info[_ABSENT_EVENTS] = event_ids - {event.id for event in found}
+
+
+def find_event(session: Session, event_id: str) -> Event | None:
+    """The stored event, or one this unit of work added and has not flushed yet."""
+    for pending in session.new:
+        if isinstance(pending, Event) and pending.id == event_id:
+            return pending
+    if event_id in session.info.get(_ABSENT_EVENTS, ()):
+        return None
+    return session.get(Event, event_id)  # loaded by prefetch_events: no query
+
+
+def get_event(session: Session, event_id: str) -> Event | None:
+    return session.get(Event, event_id)
+
+
+def events_by_id(session: Session, event_ids: Iterable[str]) -> dict[str, Event]:
+    """The stored events with these ids, in one query."""
+    loaded = session.scalars(select(Event).where(Event.id.in_(list(event_ids)))).all()
+    return {event.id: event for event in loaded}
+
+
+def add_event(
+    session: Session,
+    event: CanonicalEvent,
+    status: EventStatus,
+    reason: str | None,
+    source_delivery_id: int | None = None,
+) -> Event:
+    """Add a new event row for a mapped event (written at the next flush)."""
+    stored = Event(
+        id=event.id,
+        shop_domain=event.shop_domain,
+        name=event.name,
+        natural_key=event.natural_key,
+        status=status,
+        reason=reason,
+        source_delivery_id=source_delivery_id,
+        attempts=0,
+    )
+    apply_mapping(stored, event)
+    session.add(stored)
+    return stored
+
+
+def apply_mapping(stored: Event, event: CanonicalEvent) -> None:
+    """Copy what the mapping produced onto the stored row (who, when, what)."""
+    stored.person = asdict(event.person)
+    stored.person_id = event.person.id
+    stored.customer_id = event.person.customer_id
+    stored.email = event.person.email
+    stored.occurred_at = event.occurred_at
+    stored.properties = event.properties
+    stored.reference = (
+        event.properties.get("order_name")
+        if event.name == EventName.ORDER_PLACED
+        else event.natural_key
+    )
+
+
+def set_validation_result(stored: Event, violations: list[str]) -> None:
+    """Quarantine an event that breaks the track spec; queue one that keeps it."""
+    if violations:
+        stored.status = EventStatus.QUARANTINED
+        stored.reason = "breaks the track spec"
+        stored.violations = violations
+    else:
+        stored.status = EventStatus.PENDING
+        stored.reason = None
+        stored.violations = None
+        stored.next_attempt_at = None
+        stored.queued_at = utcnow()
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Event.status == EventStatus.PENDING,
+        or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
+        or_(Event.lease_until.is_(None), Event.lease_until < now),
+    )
+
+
+def claim_due_events(
+    session: Session, shop_domain: str, limit: int, lease_seconds: int
+) -> list[Event]:
+    """Lease up to `limit` due events of a shop to this caller, atomically.
+
+    A conditional UPDATE takes the lease, so two workers never claim the same event; an
+    expired lease (a worker killed mid-send) makes the event due again.
+    """
+    now = utcnow()
+    candidates = session.scalars(
+        select(Event.id)
+        .where(Event.shop_domain == shop_domain, _due(now))
+        .order_by(Event.occurred_at)
+        .limit(limit)
+    ).all()
+    if not candidates:
+        return []
+    owner = str(uuid.uuid4())
+    session.execute(
+        update(Event)
+        .where(Event.id.in_(candidates), _due(now))
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return list(
+        session.scalars(
+            select(Event).where(Event.lease_owner == owner).order_by(Event.occurred_at)
+        ).all()
+    )
+
+
+def shops_with_due_events(session: Session) -> list[str]:
+    """The active shops that have events due for delivery."""
+    query = (
+        select(Event.shop_domain)
+        .join(Shop, Shop.domain == Event.shop_domain)
+        .where(Shop.status == ShopStatus.ACTIVE, _due(utcnow()))
+    )
+    return list(session.scalars(query.distinct()).all())
+
+
+def expire_held_checkouts(session: Session, hold_hours: int) -> int:
+    """Anonymous checkouts never identified within the hold become unidentifiable."""
+    cutoff = utcnow() - timedelta(hours=hold_hours)
+    result = session.execute(
+        update(Event)
+        .where(Event.status == EventStatus.WAITING_FOR_IDENTITY, Event.occurred_at < cutoff)
+        .values(
+            status=EventStatus.UNIDENTIFIABLE,
+            reason=f"checkout never identified within {hold_hours} h: not sent",
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def add_attempt(
+    session: Session,
+    event_id: str,
+    *,
+    attempted_at: datetime,
+    outcome: DeliveryOutcome,
+    status_code: int | None,
+    latency_ms: float,
+    reason: str | None,
+    excerpt: str | None,
+    batch_size: int,
+) -> None:
+    """Record one delivery attempt of an event (the console's timeline shows each)."""
+    session.add(
+        DeliveryAttempt(
+            event_id=event_id,
+            attempted_at=attempted_at,
+            outcome=outcome,
+            status_code=status_code,
+            latency_ms=latency_ms,
+            reason=reason,
+            excerpt=excerpt,
+            batch_size=batch_size,
+        )
+    )

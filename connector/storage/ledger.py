@@ -1,0 +1,117 @@
+"""The first-order ledger and the connector's own record of each customer's orders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Insert, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connector.storage.db import Session
+from connector.storage.models import CustomerLedger, CustomerOrder
+from connector.timeutil import utcnow
+
+# Stands for an order the connector never saw (Shopify says the customer ordered before).
+PRIOR_ORDER = "(before the connector)"
+
+
+def first_order_id(session: Session, shop_domain: str, person_key: str) -> str | None:
+    """The order the ledger holds as the person's first, locking the row; None if unknown."""
+    ledger = session.get(CustomerLedger, (shop_domain, person_key), with_for_update=True)
+    return ledger.first_order_id if ledger is not None else None
+
+
+def claim_first_order(
+    session: Session, shop_domain: str, person_key: str, order_id: str, ordered_at: datetime
+) -> str:
+    """Claim (shop, person)'s first order for `order_id` unless one already holds it.
+
+    The primary key makes two concurrent claims impossible; returns the order that holds
+    the claim, which is `order_id` when this one won.
+    """
+    values = {
+        "shop_domain": shop_domain,
+        "person_key": person_key,
+        "first_order_id": order_id,
+        "first_order_at": ordered_at,
+        "decided_at": utcnow(),
+    }
+    if _insert_ignore(session, _table(CustomerLedger), values):
+        return order_id
+    ledger = session.get(CustomerLedger, (shop_domain, person_key))  # a concurrent claim won
+    assert ledger is not None
+    return ledger.first_order_id
+
+
+def record_order(
+    session: Session, shop_domain: str, order_id: str, person_key: str, ordered_at: datetime
+) -> bool:
+    """Count an order for its customer; False when the order was already recorded."""
+    values = {
+        "shop_domain": shop_domain,
+        "order_id": order_id,
+        "person_key": person_key,
+        "ordered_at": ordered_at,
+    }
+    return _insert_ignore(session, _table(CustomerOrder), values)
+
+
+def seed_order(
+    session: Session, shop_domain: str, order_id: str, person_key: str, ordered_at: datetime
+) -> bool:
+    """Record a historical order, first for its customer unless the ledger knows an earlier
+    one (history is read oldest first); False when the order was already recorded."""
+    values = {"shop_domain": shop_domain, "person_key": person_key}
+    _insert_ignore(
+        session,
+        _table(CustomerLedger),
+        {**values, "first_order_id": order_id, "first_order_at": ordered_at},
+    )
+    return _insert_ignore(
+        session, _table(CustomerOrder), {**values, "order_id": order_id, "ordered_at": ordered_at}
+    )
+
+
+def order_stats(
+    session: Session, shop_domain: str, person_keys: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The connector's own order count and first/last order dates, per person, in one query."""
+    rows = session.execute(
+        select(
+            CustomerOrder.person_key,
+            func.count(),
+            func.min(CustomerOrder.ordered_at),
+            func.max(CustomerOrder.ordered_at),
+        )
+        .where(
+            CustomerOrder.shop_domain == shop_domain,
+            CustomerOrder.person_key.in_(set(person_keys)),
+        )
+        .group_by(CustomerOrder.person_key)
+    ).all()
+    return {
+        key: {"orders_count": count, "first_order_at": first, "last_order_at": last}
+        for key, count, first, last in rows
+    }
+
+
+def _table(model: type[CustomerLedger] | type[CustomerOrder]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT unless a row with the same unique key exists; True when a row was inserted."""
+    statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
+    return session.execute(statement, values).first() is not None
+
+
+@cache
+def _insert_ignore_statement(table: Table, dialect: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    first_key = next(iter(table.primary_key.columns))
+    return insert(table).on_conflict_do_nothing().returning(first_key)

@@ -1,0 +1,86 @@
+"""Placing an order: the first-order decision, the ledger, and the stored, validated event.
+
+The webhook path (jobs/processing.py) and the history backfill (jobs/history.py) both
+place orders through `place_order`, so an order is placed the same way whatever brought it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connector.events import CanonicalEvent
+from connector.spec import TrackSpec, validate
+from connector.statuses import EventStatus
+from connector.storage import events, ledger
+from connector.storage.db import Session
+from connector.storage.models import Event
+from webhooks.topics import Topic
+
+# (shop, customer id) -> Shopify's order count for the customer, None when unknown.
+OrderCountLookup = Callable[[str, str], int | None]
+
+PAID_STATES = {"paid", "partially_paid", "partially_refunded", "refunded"}
+
+
+def places_order(topic: str, payload: dict[str, Any], order_topic: str) -> bool:
+    """Whether this delivery may place the order under the shop's setting.
+
+    With `orders/create` any order webhook places it (an `orders/updated` that beats a lost
+    or late `orders/create` included); with `orders/paid` only a paid order does.
+    """
+    if order_topic != Topic.ORDERS_PAID:
+        return True
+    return topic == Topic.ORDERS_PAID or payload.get("financial_status") in PAID_STATES
+
+
+def place_order(
+    session: Session,
+    spec: TrackSpec,
+    event: CanonicalEvent,
+    *,
+    source_delivery_id: int | None = None,
+    order_count: OrderCountLookup | None = None,
+) -> Event:
+    """Store a mapped, identified order_placed: decide `is_first_order`, count the order
+    for its customer, and add the event validated against the spec (pending or quarantined).
+
+    Raises ValueError for an order without a person (the caller decides what that means).
+    """
+    person_key = event.person.id
+    if person_key is None:
+        raise ValueError("an order without a customer id or email cannot be placed")
+    first = decide_first_order(session, event, person_key, order_count)
+    ledger.record_order(
+        session, event.shop_domain, event.natural_key, person_key, event.occurred_at
+    )
+    event = event.with_properties(is_first_order=first)
+    stored = events.add_event(session, event, EventStatus.PENDING, None, source_delivery_id)
+    events.set_validation_result(stored, validate(spec, event.name, event.properties))
+    return stored
+
+
+def decide_first_order(
+    session: Session,
+    event: CanonicalEvent,
+    person_key: str,
+    order_count: OrderCountLookup | None = None,
+) -> bool:
+    """True only for the person's first order; decided once, atomically, in the database.
+
+    The payload's order count decides where the API version still sends one; for a
+    customer the ledger does not know, `order_count` (Shopify's Admin API, injected by the
+    worker) stands in for it and raises when Shopify cannot be reached, so the job is
+    retried. Otherwise the ledger row for (shop, person) does: the first order to claim it
+    wins.
+    """
+    first_id = ledger.first_order_id(session, event.shop_domain, person_key)
+    if first_id is None:
+        hint = event.order_count_hint
+        if hint is None and order_count is not None and event.person.customer_id:
+            hint = order_count(event.shop_domain, event.person.customer_id)
+        candidate = ledger.PRIOR_ORDER if hint is not None and hint > 1 else event.natural_key
+        first_id = ledger.claim_first_order(
+            session, event.shop_domain, person_key, candidate, event.occurred_at
+        )
+    return first_id == event.natural_key
