@@ -30,11 +30,13 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     )
 
     from connector.console.views import blueprint as console_blueprint
-    from connector.install.views import blueprint as install_blueprint
+    from connector.install.oauth import blueprint as install_blueprint
+    from connector.install.settings import blueprint as settings_blueprint
     from webhooks.routes import blueprint as webhooks_blueprint
 
     app.register_blueprint(webhooks_blueprint)
     app.register_blueprint(install_blueprint)
+    app.register_blueprint(settings_blueprint)
     app.register_blueprint(console_blueprint)
     app.jinja_env.globals["csrf_token"] = csrf_token
 

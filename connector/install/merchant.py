@@ -9,7 +9,7 @@ from flask import request, session
 from shopify.session_token import SessionTokenError
 
 from connector.config import Settings
-from connector.shop_domain import SHOP_DOMAIN
+from connector.shop_domain import is_shop_domain
 
 SESSION_KEY = "merchant_shop"
 
@@ -36,7 +36,7 @@ def shop_from_session_token(header: str, settings: Settings) -> str | None:
         except SessionTokenError:
             continue
         host = (urlsplit(str(claims.get("dest", ""))).hostname or "").lower()
-        if "exp" in claims and SHOP_DOMAIN.match(host):
+        if "exp" in claims and is_shop_domain(host):
             return host
         return None
     return None

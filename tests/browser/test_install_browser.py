@@ -19,13 +19,12 @@ from connector.runtime import Runtime
 from connector.storage.db import upgrade
 from connector.storage.models import Shop
 from tests.fakes.shopify import FakeShopify
-from tests.fakes.shopify_fixtures import API_KEY as APP_KEY
-from tests.fakes.shopify_fixtures import install_link
-from tests.support import API_KEY, CHROMIUM_ARGS, ROOT, SECRET, SITE_ID, make_settings
+from tests.fakes.shopify_install import API_KEY as APP_KEY
+from tests.fakes.shopify_install import install_link
+from tests.support import API_KEY, CHROMIUM_ARGS, SECRET, SITE_ID, make_settings, screenshot_path
 
 CHROMIUM = "/usr/bin/chromium"
 SHOP = "acme-store.myshopify.com"
-SCREENSHOT = ROOT / "docs" / "install-settings.png"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright (Python) is not installed")
 if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
@@ -63,7 +62,7 @@ def served(
             rt.engine.dispose()
 
 
-def test_install_in_chromium_and_save_settings(served: tuple[str, Runtime]) -> None:
+def test_install_in_chromium_and_save_settings(served: tuple[str, Runtime], tmp_path: Path) -> None:
     app_url, rt = served
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -83,8 +82,8 @@ def test_install_in_chromium_and_save_settings(served: tuple[str, Runtime]) -> N
             page.click("#save")
             page.wait_for_url(f"{app_url}/settings?saved=1")
             assert "Settings saved." in page.locator("#message").inner_text()
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            screenshot = screenshot_path("install-settings.png", tmp_path)
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
 

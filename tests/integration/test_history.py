@@ -14,17 +14,16 @@ from sqlalchemy import select
 from connector.cli import main
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
-from connector.shopify.admin import ShopifyUnavailableError
+from connector.shopify.admin import client_for
+from connector.shopify.errors import ShopifyUnavailableError
 from connector.storage.models import Event, Shop, WebhookDelivery
 from jobs.history import import_history
 from jobs.tasks import process_inbox
 from tests.fakes.shopify import FakeShopify
-from tests.fakes.shopify_fixtures import (
-    fake_shopify,
-    install,
-    settings,
-)
+from tests.fakes.shopify_install import install
 from tests.support import add_shop, post_webhook, run_jobs, sample
+
+pytestmark = pytest.mark.shopify
 
 SHOP = "acme-store.myshopify.com"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -121,8 +120,6 @@ def test_an_interrupted_import_resumes_where_it_stopped(
 ) -> None:
     three_hundred_orders(fake_shopify)
     install(client, SHOP)
-    from connector.shopify.admin import client_for
-
     admin = client_for(rt.sessions, rt.secrets, rt.settings, SHOP)
     admin.sleep = lambda _s: None
     calls = {"n": 0}

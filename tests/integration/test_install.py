@@ -15,15 +15,10 @@ from connector.storage.db import transaction
 from connector.storage.models import Shop
 from connector.timeutil import utcnow
 from tests.fakes.shopify import FakeShopify, signed_query
-from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
-    APP_URL,
-    fake_shopify,
-    install,
-    install_link,
-    settings,
-    start_install,
-)
+from tests.fakes.shopify_install import APP_URL, install, install_link, start_install
 from tests.support import SECRET
+
+pytestmark = pytest.mark.shopify
 
 SHOP = "acme-store.myshopify.com"
 TOPICS = [

@@ -12,15 +12,11 @@ from flask.testing import FlaskClient
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
 from connector.storage.models import Shop
-from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
-    API_KEY as APP_KEY,
-)
-from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
-    fake_shopify,
-    install,
-    settings,
-)
+from tests.fakes.shopify_install import API_KEY as APP_KEY
+from tests.fakes.shopify_install import install
 from tests.support import API_KEY, SECRET, SITE_ID
+
+pytestmark = pytest.mark.shopify
 
 SHOP = "acme-store.myshopify.com"
 OTHER = "other-store.myshopify.com"

@@ -10,22 +10,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from connector.runtime import Runtime
-from connector.shopify.admin import (
-    AdminClient,
-    ShopifyAuthError,
-    ShopifyUnavailableError,
-    client_for,
-    fresh_access_token,
-)
+from connector.shopify.admin import AdminClient, client_for
+from connector.shopify.errors import ShopifyAuthError, ShopifyUnavailableError
+from connector.shopify.tokens import fresh_access_token
 from connector.storage.db import transaction
 from connector.storage.models import Shop
 from connector.timeutil import utcnow
 from tests.fakes.shopify import FakeShopify
-from tests.fakes.shopify_fixtures import (  # noqa: F401 (fixtures)
-    fake_shopify,
-    install,
-    settings,
-)
+from tests.fakes.shopify_install import install
+
+pytestmark = pytest.mark.shopify
 
 SHOP = "acme-store.myshopify.com"
 

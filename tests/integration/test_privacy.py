@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
@@ -23,12 +24,10 @@ from connector.storage.models import (
     WebhookDelivery,
 )
 from tests.fakes.shopify import FakeShopify
-from tests.fakes.shopify_fixtures import (
-    fake_shopify,
-    install,
-    settings,
-)
+from tests.fakes.shopify_install import install
 from tests.support import API_KEY, SITE_ID, add_shop, post_webhook, run_jobs, sample
+
+pytestmark = pytest.mark.shopify
 
 SHOP = "acme-store.myshopify.com"
 

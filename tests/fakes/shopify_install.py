@@ -1,37 +1,18 @@
-"""Fixtures for the install tests: a FakeShopify, settings pointing at it, an install helper.
-
-Import them into a test module (`from tests.fakes.shopify_fixtures import *`-style, by name).
-"""
+"""The install as a browser does it against a FakeShopify (the fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
 import requests
 from flask.testing import FlaskClient
 
-from connector.config import Settings
-from tests.fakes.shopify import FakeShopify, signed_query
+from tests.fakes.shopify import signed_query
 from tests.support import SECRET
 
 API_KEY = "test-api-key"
 APP_URL = "https://connector.example"
-
-
-@pytest.fixture
-def fake_shopify() -> Iterator[FakeShopify]:
-    with FakeShopify(API_KEY, SECRET) as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(settings: Settings, fake_shopify: FakeShopify) -> Settings:
-    """The suite's settings, pointed at the fake Shopify too."""
-    return replace(settings, shopify_admin_base_url=fake_shopify.url_template, app_url=APP_URL)
 
 
 def install_link(shop: str, secret: str = SECRET, **extra: str) -> dict[str, str]:

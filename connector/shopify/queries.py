@@ -1,0 +1,56 @@
+"""The GraphQL documents the Admin API client sends (one named operation each)."""
+
+LIST_SUBSCRIPTIONS = """
+query WebhookSubscriptions($after: String) {
+  webhookSubscriptions(first: 100, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id topic uri }
+  }
+}"""
+
+CREATE_SUBSCRIPTION = """
+mutation WebhookSubscriptionCreate(
+  $topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!
+) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}"""
+
+DELETE_SUBSCRIPTION = """
+mutation WebhookSubscriptionDelete($id: ID!) {
+  webhookSubscriptionDelete(id: $id) {
+    deletedWebhookSubscriptionId
+    userErrors { field message }
+  }
+}"""
+
+ORDERS = """
+query Orders($first: Int!, $after: String, $query: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: CREATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      legacyResourceId name createdAt processedAt email test currencyCode
+      displayFinancialStatus sourceName
+      customer { legacyResourceId email firstName lastName }
+      totalPriceSet { shopMoney { amount currencyCode } }
+      subtotalPriceSet { shopMoney { amount currencyCode } }
+      totalDiscountsSet { shopMoney { amount currencyCode } }
+      totalTaxSet { shopMoney { amount currencyCode } }
+      lineItems(first: 50) {
+        nodes {
+          title quantity sku
+          product { legacyResourceId }
+          variant { legacyResourceId }
+          originalUnitPriceSet { shopMoney { amount currencyCode } }
+        }
+      }
+    }
+  }
+}"""
+
+CUSTOMER_ORDER_COUNT = """
+query CustomerOrderCount($id: ID!) {
+  customer(id: $id) { numberOfOrders }
+}"""

@@ -1,0 +1,175 @@
+"""What the privacy webhooks read and erase: a customer's rows, exports, tombstones, a shop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+
+from connector.storage.db import Session
+from connector.storage.models import (
+    CustomerLedger,
+    CustomerOrder,
+    DeliveryAttempt,
+    Event,
+    PrivacyExport,
+    RedactedCustomer,
+    Shop,
+    WebhookDelivery,
+)
+
+
+def events_of_customer(
+    session: Session, shop: str, keys: Sequence[str], orders: Sequence[str]
+) -> list[Event]:
+    """The shop's events of these person keys (id, email) or of these order ids."""
+    if not keys and not orders:
+        return []
+    query = select(Event).where(
+        Event.shop_domain == shop,
+        or_(
+            Event.person_id.in_(keys),
+            Event.customer_id.in_(keys),
+            Event.email.in_(keys),
+            Event.natural_key.in_(orders),
+        ),
+    )
+    return list(session.scalars(query).all())
+
+
+def deliveries_of_customer(
+    session: Session, shop: str, keys: Sequence[str], events: Iterable[Event], exclude: int
+) -> list[WebhookDelivery]:
+    """Inbox rows that carry the customer: their events' sources, or bodies naming them.
+
+    `exclude` is the privacy webhook's own row.
+    """
+    events = list(events)
+    source_ids = {e.source_delivery_id for e in events if e.source_delivery_id}
+    resources = {e.natural_key for e in events}
+    needles = [json.dumps(k) for k in keys]  # "123" or "a@b.c", as JSON writes them
+    for number in (k for k in keys if k.isdigit()):
+        needles += [f"{sep}{number}{end}" for sep in (": ", ":") for end in (",", "}")]
+    mentions = [WebhookDelivery.body.contains(n, autoescape=True) for n in needles]
+    query = select(WebhookDelivery).where(
+        WebhookDelivery.shop_domain == shop,
+        WebhookDelivery.id != exclude,
+        or_(
+            WebhookDelivery.id.in_(source_ids),
+            WebhookDelivery.resource_key.in_(resources),
+            *mentions,
+        ),
+    )
+    return list(session.scalars(query).all())
+
+
+def orders_of_customer(session: Session, shop: str, keys: Sequence[str]) -> list[CustomerOrder]:
+    """The ledger's orders of these person keys."""
+    query = select(CustomerOrder).where(
+        CustomerOrder.shop_domain == shop, CustomerOrder.person_key.in_(keys)
+    )
+    return list(session.scalars(query).all())
+
+
+def clear_attempt_excerpts(session: Session, event_ids: Sequence[str]) -> None:
+    """Drop the response excerpts recorded for these events' delivery attempts."""
+    if event_ids:
+        session.execute(
+            update(DeliveryAttempt)
+            .where(DeliveryAttempt.event_id.in_(event_ids))
+            .values(excerpt=None)
+        )
+
+
+def replace_person_key(session: Session, shop: str, key: str, stand_in: str) -> None:
+    """Put `stand_in` where the ledger knows a shopper by `key`."""
+    for table in (CustomerLedger, CustomerOrder):
+        session.execute(
+            update(table)
+            .where(table.shop_domain == shop, table.person_key == key)
+            .values(person_key=stand_in)
+        )
+
+
+# -- tombstones: hashed keys of redacted customers -----------------------------------------
+
+
+def add_tombstone(session: Session, shop: str, key_hash: str) -> None:
+    if session.get(RedactedCustomer, (shop, key_hash)) is None:
+        session.add(RedactedCustomer(shop_domain=shop, key_hash=key_hash))
+        session.flush()
+
+
+def has_tombstones(session: Session, shop: str) -> bool:
+    query = select(RedactedCustomer.key_hash).where(RedactedCustomer.shop_domain == shop)
+    return session.scalars(query.limit(1)).first() is not None
+
+
+def any_tombstone(session: Session, shop: str, key_hashes: Sequence[str]) -> bool:
+    query = select(RedactedCustomer.key_hash).where(
+        RedactedCustomer.shop_domain == shop, RedactedCustomer.key_hash.in_(key_hashes)
+    )
+    return session.scalars(query).first() is not None
+
+
+# -- data-request exports ------------------------------------------------------------------
+
+
+def add_export(
+    session: Session,
+    shop: str,
+    data_request_id: str | None,
+    customer_id: str | None,
+    content: dict[str, Any],
+) -> None:
+    session.add(
+        PrivacyExport(
+            shop_domain=shop,
+            data_request_id=data_request_id,
+            customer_id=customer_id,
+            content=content,
+        )
+    )
+
+
+def recent_exports(session: Session, shop: str, limit: int = 50) -> list[PrivacyExport]:
+    """The shop's exports, newest first."""
+    query = (
+        select(PrivacyExport)
+        .where(PrivacyExport.shop_domain == shop)
+        .order_by(PrivacyExport.created_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query).all())
+
+
+def get_export(session: Session, export_id: int) -> PrivacyExport | None:
+    return session.get(PrivacyExport, export_id)
+
+
+def delete_exports_of(session: Session, shop: str, customer_id: str) -> None:
+    session.execute(
+        delete(PrivacyExport).where(
+            PrivacyExport.shop_domain == shop, PrivacyExport.customer_id == customer_id
+        )
+    )
+
+
+# -- shop/redact ---------------------------------------------------------------------------
+
+
+def erase_shop(session: Session, shop: str, keep_delivery_id: int) -> None:
+    """Delete everything stored for the shop except the inbox row `keep_delivery_id`."""
+    event_ids = select(Event.id).where(Event.shop_domain == shop)
+    session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.event_id.in_(event_ids)))
+    session.execute(delete(Event).where(Event.shop_domain == shop))
+    for table in (CustomerLedger, CustomerOrder, PrivacyExport, RedactedCustomer):
+        session.execute(delete(table).where(table.shop_domain == shop))
+    session.execute(
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.shop_domain == shop, WebhookDelivery.id != keep_delivery_id)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(delete(Shop).where(Shop.domain == shop))
