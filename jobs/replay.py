@@ -1,24 +1,82 @@
-"""Replay: failed and quarantined events go out again with the same id and stored payload."""
+"""Replay with a preview and an audit trail: the one code path the console and the CLI share.
+
+A replay is described by a ReplayRequest (chosen event ids, or every event of some statuses
+for a shop and time window). `preview_replay` says what it would do without changing
+anything; `run_replay` maps each failed or quarantined event again from its stored webhook,
+queues it under its own id, writes one ReplayAudit row in the same transaction, and then
+nudges the workers. Delivered and pending events are left alone, so replaying twice never
+sends twice.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from connector.runtime import Runtime
 from connector.spec import TrackSpec
-from connector.statuses import EventStatus, InboxState
-from connector.storage.models import Event, WebhookDelivery
+from connector.statuses import EventStatus
+from connector.storage.db import Session, transaction
+from connector.storage.models import Event
+from connector.storage.replay import (
+    events_by_id,
+    find_replayable,
+    record_replay,
+    return_failed_webhooks,
+)
+from jobs import queue
 from jobs.processing import remap_event
 
 REPLAYABLE = (EventStatus.FAILED, EventStatus.QUARANTINED)
 
 
 @dataclass(frozen=True)
+class ReplayRequest:
+    """Which events to replay: `event_ids`, or all events in `statuses` matching the filters."""
+
+    event_ids: tuple[str, ...] = ()
+    shop: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    statuses: tuple[str, ...] = REPLAYABLE
+
+    @property
+    def by_filter(self) -> bool:
+        return not self.event_ids
+
+    def describe(self) -> dict[str, Any]:
+        """The filters as stored in the audit log (ids are stored separately)."""
+        if not self.by_filter:
+            return {"event_ids": len(self.event_ids)}
+        return {
+            "shop": self.shop,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "statuses": list(self.statuses),
+        }
+
+
+@dataclass(frozen=True)
+class ReplayPreview:
+    """What a replay would do: how many events go out again, from which shops, what is skipped."""
+
+    replayable: int
+    by_shop: dict[str, int]
+    skipped: dict[str, int]  # status -> count (delivered, pending, ...): left alone
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.replayable + sum(self.skipped.values())
+
+
+@dataclass(frozen=True)
 class ReplayOutcome:
+    """What became of one event: its status before and after, and why."""
+
     event_id: str
     shop_domain: str
     before: str
@@ -26,45 +84,85 @@ class ReplayOutcome:
     detail: str
 
 
-def find_replayable(
-    session: Session,
-    *,
-    shop: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    statuses: Sequence[str] = (EventStatus.FAILED,),
-) -> list[Event]:
-    query = select(Event).where(Event.status.in_(statuses)).order_by(Event.occurred_at)
-    if shop:
-        query = query.where(Event.shop_domain == shop)
-    if since:
-        query = query.where(Event.occurred_at >= since)
-    if until:
-        query = query.where(Event.occurred_at < until)
-    return list(session.scalars(query).all())
+@dataclass(frozen=True)
+class ReplayResult:
+    audit_id: int | None
+    outcomes: list[ReplayOutcome]
+    missing: list[str]
+
+    def _replayed(self) -> list[ReplayOutcome]:
+        return [o for o in self.outcomes if o.before in REPLAYABLE]
+
+    @property
+    def requeued(self) -> int:
+        return sum(1 for o in self._replayed() if o.after == EventStatus.PENDING)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(1 for o in self._replayed() if o.after == EventStatus.QUARANTINED)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.outcomes) - len(self._replayed())
+
+
+def select_events(session: Session, request: ReplayRequest) -> tuple[list[Event], list[str]]:
+    """The events a request names, and the requested ids that do not exist."""
+    if request.by_filter:
+        events = find_replayable(
+            session,
+            shop=request.shop,
+            since=request.since,
+            until=request.until,
+            statuses=request.statuses,
+        )
+        return events, []
+    ids = list(dict.fromkeys(request.event_ids))
+    events = events_by_id(session, ids)
+    found = {event.id for event in events}
+    return events, [event_id for event_id in ids if event_id not in found]
+
+
+def preview_replay(session: Session, request: ReplayRequest) -> ReplayPreview:
+    """Say what `run_replay` would do now, changing nothing."""
+    events, missing = select_events(session, request)
+    replayable = [event for event in events if event.status in REPLAYABLE]
+    return ReplayPreview(
+        replayable=len(replayable),
+        by_shop=dict(sorted(Counter(event.shop_domain for event in replayable).items())),
+        skipped=dict(Counter(event.status for event in events if event.status not in REPLAYABLE)),
+        missing=missing,
+    )
+
+
+def run_replay(rt: Runtime, request: ReplayRequest, actor: str) -> ReplayResult:
+    """Re-queue the requested events under their own ids, audit it, then nudge the workers.
+
+    A replay by filter also puts webhooks that could not be mapped back in the inbox.
+    """
+    with transaction(rt.sessions) as session:
+        events, missing = select_events(session, request)
+        outcomes = replay_events(session, rt.spec, events)
+        reprocess = return_failed_webhooks(session, request.shop) if request.by_filter else []
+        audit_id = _audit(session, actor, request, ReplayResult(None, outcomes, missing))
+    if rt.settings.redis_url:
+        for shop in sorted({o.shop_domain for o in outcomes if o.after == EventStatus.PENDING}):
+            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+        for shop in reprocess:
+            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
+    return ReplayResult(audit_id, outcomes, missing)
 
 
 def replay_events(
-    session: Session, spec: TrackSpec, events: Sequence[Event], dry_run: bool = False
+    session: Session, spec: TrackSpec, events: Sequence[Event]
 ) -> list[ReplayOutcome]:
-    """Re-map each event from its stored webhook, then queue it again under the same id.
-
-    Delivered events are left alone, so a second replay can never send an order twice.
-    """
+    """Re-map each replayable event from its stored webhook, then queue it under the same id."""
     outcomes = []
     for event in events:
         before = event.status
         if before not in REPLAYABLE:
-            outcomes.append(
-                ReplayOutcome(
-                    event.id, event.shop_domain, before, before, f"not replayable ({before})"
-                )
-            )
-            continue
-        if dry_run:
-            outcomes.append(
-                ReplayOutcome(event.id, event.shop_domain, before, before, "would replay")
-            )
+            detail = f"not replayable ({before})"
+            outcomes.append(ReplayOutcome(event.id, event.shop_domain, before, before, detail))
             continue
         violations = remap_event(session, spec, event)
         if violations:
@@ -80,12 +178,16 @@ def replay_events(
     return outcomes
 
 
-def retry_failed_deliveries(session: Session, shop: str | None = None) -> list[str]:
-    """Webhooks that could not be mapped go back to the inbox (after a mapping fix)."""
-    query = select(WebhookDelivery).where(WebhookDelivery.state == InboxState.FAILED)
-    if shop:
-        query = query.where(WebhookDelivery.shop_domain == shop)
-    rows = session.scalars(query).all()
-    for row in rows:
-        row.state, row.state_reason, row.processed_at = InboxState.RECEIVED, None, None
-    return sorted({row.shop_domain for row in rows})
+def _audit(session: Session, actor: str, request: ReplayRequest, result: ReplayResult) -> int:
+    return record_replay(
+        session,
+        actor=actor,
+        filters=request.describe(),
+        event_ids=[o.event_id for o in result.outcomes if o.before in REPLAYABLE],
+        shops=sorted({o.shop_domain for o in result.outcomes}),
+        considered=len(result.outcomes),
+        requeued=result.requeued,
+        quarantined=result.quarantined,
+        skipped=result.skipped,
+        missing=len(result.missing),
+    )

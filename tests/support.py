@@ -1,4 +1,4 @@
-"""Helpers the tests share: settings, signed webhook posts, burst workers, subprocess env."""
+"""Helpers the tests share: settings, signed webhook posts, burst workers, the CLI."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 
+from connector import runtime
+from connector.cli import main
 from connector.config import Settings
 from connector.runtime import Runtime
 from connector.storage.db import transaction
@@ -126,14 +129,32 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    settings: Settings, *args: str, answer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m connector ARGS` in a subprocess (end to end), `answer` on its stdin."""
     return subprocess.run(
         [sys.executable, "-m", "connector", *args],
         cwd=ROOT,
         env=subprocess_env(settings),
+        input=answer,
         capture_output=True,
         text=True,
         timeout=60,
+    )
+
+
+def invoke_cli(
+    rt: Runtime | None, *args: str, answer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`connector ARGS` in this process, on `rt`; the result reads like run_cli's."""
+    if rt is not None:
+        runtime.install(rt)
+    result = CliRunner().invoke(main, list(args), input=answer)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(
+        ["connector", *args], result.exit_code, result.stdout, result.stderr
     )
 
 
@@ -194,6 +215,15 @@ def failed_order_event(client: FlaskClient, rt: Runtime, index: int = 0) -> str:
         event = session.get(Event, event_id)
         assert event is not None and event.status == "failed", event and event.status
     return event_id
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """Where a browser test saves a screenshot: the directory in CONNECTOR_SCREENSHOTS (set by
+    `make screenshots` to docs/), else the test's own tmp_path, so `make test` never
+    rewrites tracked files."""
+    directory = Path(os.environ.get("CONNECTOR_SCREENSHOTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / name
 
 
 def max_requests_per_second(times: list[float]) -> int:

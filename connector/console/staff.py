@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 
 from redis import Redis
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from connector.identity import normalize_email
+from connector.storage.db import Session
 from connector.storage.models import StaffUser
+from connector.storage.staff import find_staff, save_staff
 from connector.timeutil import utcnow
 
 MAX_ATTEMPTS = 5
@@ -23,8 +24,8 @@ class StaffError(Exception):
     """Raised when a staff account cannot be created (bad email or too short a password)."""
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
+def _normalized(email: str) -> str:
+    return normalize_email(email) or ""
 
 
 def add_staff(session: Session, email: str, password: str) -> StaffUser:
@@ -32,24 +33,17 @@ def add_staff(session: Session, email: str, password: str) -> StaffUser:
 
     Raises StaffError when the email is not an address or the password is too short.
     """
-    email = normalize_email(email)
+    email = _normalized(email)
     if "@" not in email or len(email) > 255:
         raise StaffError("not an email address")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email))
-    if user is None:
-        user = StaffUser(email=email)
-        session.add(user)
-    user.password_hash = generate_password_hash(password)
-    user.active = True
-    session.flush()
-    return user
+    return save_staff(session, email, generate_password_hash(password))
 
 
 def authenticate(session: Session, email: str, password: str) -> StaffUser | None:
     """The active account matching email and password, else None."""
-    user = session.scalar(select(StaffUser).where(StaffUser.email == normalize_email(email)))
+    user = find_staff(session, _normalized(email))
     if user is None or not user.active:
         check_password_hash(_DUMMY_HASH, password)
         return None
@@ -74,7 +68,7 @@ class LoginLimiter:
 
     @staticmethod
     def key(email: str, address: str) -> str:
-        digest = hashlib.sha256(f"{normalize_email(email)}|{address}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{_normalized(email)}|{address}".encode()).hexdigest()
         return f"connector:login:{digest[:32]}"
 
     def allow(self, email: str, address: str) -> bool:

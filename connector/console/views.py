@@ -28,15 +28,18 @@ from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from connector.audit import ReplayRequest, preview_replay, recent_audits, run_replay
 from connector.console import staff
 from connector.csrf import check_csrf
 from connector.runtime import Runtime
+from connector.shop_domain import normalize_shop_domain
 from connector.statuses import EventStatus
 from connector.storage import console as console_queries
 from connector.storage import health as console_stats
 from connector.storage.db import transaction
-from connector.storage.models import StaffUser
+from connector.storage.replay import recent_audits
+from connector.storage.staff import get_staff
+from connector.timeutil import parse_utc
+from jobs.replay import ReplayRequest, preview_replay, run_replay
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 SESSION_KEY = "staff_id"
@@ -56,7 +59,7 @@ def require_staff() -> ResponseReturnValue | None:
     staff_id = session.get(SESSION_KEY)
     if staff_id is not None:
         with _rt().sessions() as db:
-            user = db.get(StaffUser, staff_id)
+            user = get_staff(db, staff_id)
             g.staff = user.email if user is not None and user.active else None
     if g.staff is None and request.endpoint not in OPEN_ENDPOINTS:
         session.pop(SESSION_KEY, None)
@@ -75,11 +78,13 @@ def no_store(response: Response) -> Response:
 
 @blueprint.app_template_filter("console_time")
 def format_time(value: datetime | None) -> str:
+    """A time as staff read it: UTC, to the second."""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
 @blueprint.app_template_filter("console_seconds")
 def format_seconds(value: float | None) -> str:
+    """A lag in seconds, or in minutes once it passes two."""
     if value is None:
         return "—"
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
@@ -212,18 +217,26 @@ def _replay_request(form: Any) -> ReplayRequest:
     if status not in BULK_STATUSES:
         abort(400, description="unknown status")
     return ReplayRequest(
-        shop=(form.get("shop") or "").strip().lower() or None,
+        shop=_form_shop(form.get("shop")),
         since=_form_time(form.get("since")),
         until=_form_time(form.get("until")),
         statuses=BULK_STATUSES[status],
     )
 
 
+def _form_shop(value: str | None) -> str | None:
+    if not value or not value.strip():
+        return None
+    try:
+        return normalize_shop_domain(value)
+    except ValueError:
+        abort(400, description="shops look like example.myshopify.com")
+
+
 def _form_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         abort(400, description="times look like 2026-07-14T10:00")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,4 +1,7 @@
-"""Read models for the support console: search, an event's timeline, and the problem lists."""
+"""Read models for people: search, an event's timeline, the problem lists, latest events.
+
+The console, `connector events` and the demo's summary read events through here.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, literal_column, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, String, cast, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from connector.statuses import EventStatus, ShopStatus
-from connector.storage.models import DeliveryAttempt, Event, ReplayAudit, Shop, WebhookDelivery
+from connector.statuses import DeliveryOutcome, EventStatus, InboxState, ShopStatus
+from connector.storage.db import Session, Sessions
+from connector.storage.models import (
+    DeliveryAttempt,
+    Event,
+    ReplayAudit,
+    Shop,
+    WebhookDelivery,
+    checkout_token,
+)
 
 LIST_KINDS = ("failed", "quarantined", "unidentifiable", "waiting")
 WAITING_SHOP_STATES = (ShopStatus.CREDENTIALS_REJECTED, ShopStatus.UNINSTALLED)
@@ -40,8 +50,13 @@ def search_events(session: Session, text: str, shop: str | None = None) -> list[
     return list(session.scalars(query.limit(SEARCH_LIMIT)).all())
 
 
-def _lookups(session: Session, term: str) -> list[Select[tuple[str]]]:
-    names = {term, "#" + term.lstrip("#")} if term.lstrip("#").isdigit() else {term}
+def _order_names(term: str) -> set[str]:
+    """An order name as typed, plus `#1042` for a bare number."""
+    return {term, "#" + term.lstrip("#")} if term.lstrip("#").isdigit() else {term}
+
+
+def _lookups(session: Session, term: str) -> list[Select[str]]:
+    names = _order_names(term)
     from_webhooks = select(WebhookDelivery.event_id).where(
         WebhookDelivery.resource_key == term, WebhookDelivery.event_id.is_not(None)
     )
@@ -54,16 +69,56 @@ def _lookups(session: Session, term: str) -> list[Select[tuple[str]]]:
         Event.person_id == term,
         Event.shop_domain == term.lower(),
         Event.id.in_(list(session.scalars(from_webhooks.limit(SEARCH_LIMIT)))),
-        checkout_token_of(session) == term,
+        checkout_token() == term,
     ]
     return [select(Event.id).where(condition) for condition in conditions]
 
 
-def checkout_token_of(session: Session) -> ColumnElement[Any]:
-    """An order's checkout token, spelled exactly as the ix_events_checkout_token index."""
-    if session.get_bind().dialect.name == "postgresql":
-        return Event.properties.op("->>")(literal_column("'checkout_token'"))
-    return func.json_extract(Event.properties, literal_column("'$.checkout_token'"))
+def latest_events(
+    session: Session,
+    *,
+    shop: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[Event]:
+    """The latest events that happened at or after `since`, oldest first."""
+    query = select(Event).order_by(Event.occurred_at.desc()).limit(limit)
+    if shop:
+        query = query.where(Event.shop_domain == shop)
+    if status:
+        query = query.where(Event.status == status)
+    if since:
+        query = query.where(Event.occurred_at >= since)
+    return list(reversed(session.scalars(query).all()))
+
+
+def find_event_ids(session: Session, key: str, shop: str | None = None) -> list[str]:
+    """Up to ten events with this id or order name/number (#1042 or 1042)."""
+    query = select(Event.id).where(
+        or_(Event.id == key.upper(), Event.reference.in_(_order_names(key)))
+    )
+    if shop:
+        query = query.where(Event.shop_domain == shop)
+    return list(session.scalars(query.limit(10)).all())
+
+
+def event_rows(sessions: Sessions, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest events created, newest last, without personal data."""
+    with sessions() as session:
+        events = session.scalars(select(Event).order_by(Event.created_at.desc()).limit(limit)).all()
+        return [
+            {
+                "id": e.id,
+                "name": e.name,
+                "shop": e.shop_domain,
+                "reference": e.reference,
+                "status": e.status,
+                "reason": e.reason,
+                "attempts": e.attempts,
+            }
+            for e in reversed(events)
+        ]
 
 
 @dataclass(frozen=True)
@@ -120,7 +175,8 @@ def event_timeline(session: Session, event_id: str) -> Timeline | None:
 
 
 def _received(row: WebhookDelivery) -> Step:
-    tone = {"failed": "bad", "ignored": "warn"}.get(row.state, "ok")
+    tones: dict[str, str] = {InboxState.FAILED: "bad", InboxState.IGNORED: "warn"}
+    tone = tones.get(row.state, "ok")
     facts = {
         "topic": row.topic,
         "Shopify event id": row.shopify_event_id,
@@ -141,9 +197,8 @@ def _mapped(event: Event, deliveries: Any) -> Step:
 
 
 def _attempt(attempt: DeliveryAttempt) -> Step:
-    tone = (
-        "ok" if attempt.outcome == "delivered" else "warn" if attempt.outcome == "retry" else "bad"
-    )
+    tones: dict[str, str] = {DeliveryOutcome.DELIVERED: "ok", DeliveryOutcome.RETRY: "warn"}
+    tone = tones.get(attempt.outcome, "bad")
     facts = {
         "outcome": attempt.outcome,
         "HTTP status": attempt.status_code,
@@ -164,11 +219,12 @@ def _replayed(audit: ReplayAudit) -> Step:
 
 
 def _final(event: Event) -> Step:
-    tone = {
+    tones: dict[str, str] = {
         EventStatus.DELIVERED: "ok",
         EventStatus.PENDING: "info",
         EventStatus.WAITING_FOR_IDENTITY: "info",
-    }.get(event.status, "bad")
+    }
+    tone = tones.get(event.status, "bad")
     facts = {"status": event.status, "attempts": event.attempts, "reason": event.reason}
     return Step(f"Now: {event.status.replace('_', ' ')}", event.delivered_at, tone, facts)
 
@@ -216,8 +272,8 @@ def _list_condition(kind: str) -> ColumnElement[bool]:
 
 def _groups(session: Session, kind: str, where: ColumnElement[bool]) -> list[tuple[str, int]]:
     if kind == "quarantined":
-        rows = session.scalars(select(Event.violations).where(where).limit(20_000))
-        return Counter(v for violations in rows for v in violations or ()).most_common(50)
+        found = session.scalars(select(Event.violations).where(where).limit(20_000))
+        return Counter(v for violations in found for v in violations or ()).most_common(50)
     if kind == "waiting":
         return _waiting_groups(session, where)
     key = Event.reason if kind == "failed" else Event.shop_domain

@@ -1,7 +1,8 @@
 """The console in a real headless Chromium (Debian's package, driven by Playwright).
 
 Log in, search an order, open its timeline, replay the failed event, see it delivered by the
-Customer.io stand-in; screenshots of the timeline and the failed list go to docs/.
+Customer.io stand-in; screenshots of the timeline and the failed list go to docs/ when asked
+(`make screenshots`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
 from tests.support import (
     CHROMIUM_ARGS,
-    ROOT,
     SHOP,
     STAFF_EMAIL,
     STAFF_PASSWORD,
@@ -29,6 +29,7 @@ from tests.support import (
     failed_order_event,
     post_webhook,
     run_jobs,
+    screenshot_path,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,8 +38,6 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is not installed"
 )
-
-DOCS = ROOT / "docs"
 
 
 @pytest.fixture
@@ -64,7 +63,7 @@ def page(server: str) -> Iterator[object]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_staff_find_an_order_and_replay_it_in_the_browser(
-    page: object, rt: Runtime, fake_customerio: FakeCustomerIO
+    page: object, rt: Runtime, fake_customerio: FakeCustomerIO, tmp_path: Path
 ) -> None:
     from playwright.sync_api import Page, expect
 
@@ -93,8 +92,7 @@ def test_staff_find_an_order_and_replay_it_in_the_browser(
 
     page.click("text=Failed")
     expect(page.locator("h1")).to_contain_text("Failed")
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "console-failed.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path("console-failed.png", tmp_path)), full_page=True)
 
     page.check(f"input[value='{event_id}']")
     page.click("text=Replay selected…")
@@ -107,7 +105,7 @@ def test_staff_find_an_order_and_replay_it_in_the_browser(
     page.goto(f"/console/events/{event_id}")
     expect(page.locator("h1 .badge")).to_have_text("delivered")
     expect(page.locator("#sent-track")).to_contain_text(event_id)
-    page.screenshot(path=str(DOCS / "console-timeline.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path("console-timeline.png", tmp_path)), full_page=True)
 
     # A second replay of the same event (forged past the hidden button) sends nothing new.
     requests_before = len(fake_customerio.requests)

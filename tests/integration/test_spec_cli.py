@@ -1,4 +1,7 @@
-"""`connector spec check`: a payload file in, the canonical event or the violations out."""
+"""`connector spec check`: a payload file in, the canonical event or the violations out.
+
+The first test runs `python -m connector` end to end; the other runs in process.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import ROOT, SAMPLES, sample
+from tests.support import ROOT, SAMPLES, invoke_cli, sample
 
 
 def spec_check(path: Path, topic: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +37,7 @@ def test_a_payload_that_breaks_the_spec_prints_violations_and_fails(tmp_path: Pa
         payload.pop(key, None)
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(payload))
-    result = spec_check(path, "orders/create")
+    result = invoke_cli(None, "spec", "check", str(path), "--topic", "orders/create")
     assert result.returncode == 1
     assert "order_placed.currency: missing" in result.stderr.splitlines()
     assert result.stdout == ""

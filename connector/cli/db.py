@@ -1,0 +1,20 @@
+"""`connector db upgrade`: apply the migrations."""
+
+from __future__ import annotations
+
+import click
+
+from connector.cli.params import current_runtime
+from connector.storage.db import upgrade
+
+
+@click.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations."""
+    upgrade(current_runtime().engine)
+    click.echo("database is up to date")

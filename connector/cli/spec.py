@@ -1,0 +1,34 @@
+"""`connector spec check`: run a payload through the mapping and the track spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from connector.spec import load_spec
+from webhooks.spec_check import check_payload
+
+
+@click.group()
+def spec() -> None:
+    """The track spec (spec.yaml)."""
+
+
+@spec.command("check")
+@click.argument("payload", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--topic", required=True, help="the Shopify topic, e.g. orders/create")
+@click.option("--shop", default="example.myshopify.com", show_default=True)
+def spec_check(payload: Path, topic: str, shop: str) -> None:
+    """Map PAYLOAD and print the canonical event, or the violations (exit 1)."""
+    try:
+        data = json.loads(payload.read_text())
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{payload} is not JSON: {exc}") from exc
+    event, violations = check_payload(load_spec(), data, topic, shop)
+    if violations:
+        for violation in violations:
+            click.echo(violation, err=True)
+        raise SystemExit(1)
+    click.echo(json.dumps(event, indent=2, sort_keys=True))
