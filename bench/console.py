@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/console.py [--events 100000] [--runs 7] [--skip-postgres]
 
-Seeds a temp SQLite database and, when PostgreSQL is reachable, a throwaway database
-(`bench_console`, created and dropped here) with events, their webhooks and attempts spread
-over 30 days and five shops; logs in with a Flask test client and times each console page
-(server time: routing, queries and rendering). Redis db 12 holds the login limiter (flushed).
+Seeds a temp SQLite database and, when PostgreSQL is reachable, a throwaway schema
+(`bench_console_<random>` in the `test` database, created and dropped here) with events,
+their webhooks and attempts spread over 30 days and five shops; logs in with a Flask test
+client and times each console page (server time: routing, queries and rendering). A Redis
+database claimed for this run holds the login limiter, so tests can run beside it.
 Prints p50 and max milliseconds per page.
 """
 
@@ -31,10 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from connector.app import create_app  # noqa: E402
 from connector.config import Settings  # noqa: E402
 from connector.console.staff import add_staff  # noqa: E402
+from connector.dev.isolation import (  # noqa: E402
+    claimed_redis_database,
+    new_schema_name,
+    schema_url,
+)
 from connector.events import CanonicalEvent, EventName, stable_event_id  # noqa: E402
 from connector.runtime import Runtime  # noqa: E402
 from connector.storage.db import transaction, upgrade  # noqa: E402
 from connector.storage.models import (  # noqa: E402
+    Base,
     DeliveryAttempt,
     Event,
     ReplayAudit,
@@ -45,9 +52,8 @@ from connector.timeutil import utcnow  # noqa: E402
 from webhooks.mapping import map_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_BENCH = "postgresql://postgres@127.0.0.1:5432/bench_console"
-REDIS_URL = "redis://127.0.0.1:6379/12"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_SERVER = "redis://127.0.0.1:6379/0"  # the run claims a free database index on it
 SHOPS = [f"bench-{n}.myshopify.com" for n in range(5)]
 STATUSES = [  # (status, weight, reason)
     ("delivered", 90, None),
@@ -205,15 +211,15 @@ def report(label: str, timings: dict[str, list[float]]) -> None:
         print(f"  {name:<22} {statistics.median(samples):8.1f} {max(samples):8.1f}{flag}")
 
 
-def bench(label: str, database_url: str, count: int, runs: int) -> None:
-    redis = Redis.from_url(REDIS_URL)
+def bench(label: str, database_url: str, redis_url: str, count: int, runs: int) -> None:
+    redis = Redis.from_url(redis_url)
     redis.flushdb()
     settings = Settings(
         shopify_api_key="bench",
         shopify_api_secrets=("bench-secret",),
         secret_key="bench-console-secret",
         database_url=database_url,
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         log_level="WARNING",
     )
     rt = Runtime(settings)
@@ -224,7 +230,8 @@ def bench(label: str, database_url: str, count: int, runs: int) -> None:
         session.add(ReplayAudit(actor="bench", event_ids=[targets["event"]], shops=[SHOPS[0]]))
     if database_url.startswith("postgresql"):
         with rt.engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE")
+            for table in Base.metadata.sorted_tables:  # this schema's tables, not the database's
+                connection.exec_driver_sql(f'ANALYZE "{table.name}"')
     print(f"  {label}: seeded {count:,} events in {time.perf_counter() - started:.0f} s")
     report(f"{label}, {count:,} events, {runs} runs per page", time_pages(rt, targets, runs))
     rt.engine.dispose()
@@ -237,22 +244,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        bench("SQLite", f"sqlite:///{tmp}/console.db", args.events, args.runs)
-    if args.skip_postgres:
-        return
+    with claimed_redis_database(REDIS_SERVER) as redis_url:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench("SQLite", f"sqlite:///{tmp}/console.db", redis_url, args.events, args.runs)
+        if not args.skip_postgres:
+            bench_postgres(redis_url, args.events, args.runs)
+
+
+def bench_postgres(redis_url: str, count: int, runs: int) -> None:
+    """Run `bench` in a throwaway schema of the PostgreSQL database, if it answers."""
     try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=2)
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=2)
     except psycopg.OperationalError:
         print("\nPostgreSQL not reachable: skipped")
         return
+    schema = new_schema_name("bench_console")
     with admin:
-        admin.execute("DROP DATABASE IF EXISTS bench_console")
-        admin.execute("CREATE DATABASE bench_console")
+        admin.execute(f'CREATE SCHEMA "{schema}"')
         try:
-            bench("PostgreSQL", PG_BENCH, args.events, args.runs)
+            bench("PostgreSQL", schema_url(PG_URL, schema), redis_url, count, runs)
         finally:
-            admin.execute("DROP DATABASE IF EXISTS bench_console WITH (FORCE)")
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ def ingest(
     children: Children,
     backends: list[tuple[str, str | None]],
     *,
+    redis_url: str,
     seconds: float,
     warmup: float,
     rounds: int,
@@ -154,7 +155,9 @@ def ingest(
         port = start_web(children, "bare_app:app", dict(os.environ), log, pythonpath=BENCH)
         servers.append(_Server(IngestRun("bare Flask", []), port))
         for label, pg_url in backends:
-            instance = create_instance(f"ingest-{label.lower()}", workdir, pg_url=pg_url)
+            instance = create_instance(
+                f"ingest-{label.lower()}", workdir, redis_url=redis_url, pg_url=pg_url
+            )
             servers.append(_Server(IngestRun(f"connector {label}", []), 0, instance))
             servers[-1].port = start_web(children, CONNECTOR_APP, instance.env, log)
 
@@ -224,6 +227,7 @@ def delivery(
     label: str,
     events: int,
     batch_size: int,
+    redis_url: str,
     pg_url: str | None,
     tag: int,
     rate: float = 100.0,
@@ -234,6 +238,7 @@ def delivery(
     instance = create_instance(
         f"delivery-{tag}",
         workdir,
+        redis_url=redis_url,
         pg_url=pg_url,
         track_url=fake.url,
         batch_size=batch_size,
@@ -343,6 +348,7 @@ def latency(
     workdir: Path,
     children: Children,
     *,
+    redis_url: str,
     pg_url: str | None,
     rate: float,
     seconds: float,
@@ -351,7 +357,9 @@ def latency(
 ) -> LatencyRun:
     """Post orders at `rate`/s for `seconds` to gunicorn + one worker; received -> delivered."""
     fake = start_fake()
-    instance = create_instance(f"latency-{tag}", workdir, pg_url=pg_url, track_url=fake.url)
+    instance = create_instance(
+        f"latency-{tag}", workdir, redis_url=redis_url, pg_url=pg_url, track_url=fake.url
+    )
     count = int(rate * seconds)
     try:
         requests = distinct_orders(count, tag)

@@ -4,7 +4,8 @@
                                   [--seconds N] [--loadgen auto|python]
 
 Everything runs on 127.0.0.1: gunicorn, the RQ worker, a FakeCustomerIO stand-in (in this
-process), Redis db 13 (flushed), SQLite in a temp dir and PostgreSQL in a throwaway schema.
+process), a Redis database claimed for this run (so a test run can go on beside it), SQLite
+in a temp dir and PostgreSQL in a throwaway schema.
 Every child runs in its own process group and is killed on the way out, even on error.
 See docs/benchmarks.md for what each figure means.
 """
@@ -21,10 +22,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from connector.dev.isolation import claimed_redis_database
+
 import phases
 from loadgen import tool_name
 from procs import Children
-from stack import DEFAULT_PG_URL, pg_reachable
+from stack import DEFAULT_PG_URL, REDIS_SERVER, pg_reachable
 
 INGEST_TARGET = 0.35  # connector req/s >= 35% of bare Flask
 DELIVERY_TARGET = 500.0  # events/s
@@ -213,6 +216,12 @@ def _print_log_tails(workdir: Path, lines: int = 15) -> None:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    with claimed_redis_database(REDIS_SERVER) as redis_url:
+        return run_phases(args, redis_url)
+
+
+def run_phases(args: argparse.Namespace, redis_url: str) -> int:
+    """Run the phases `args` asks for, with `redis_url` as the run's own Redis database."""
     workdir = Path(tempfile.mkdtemp(prefix="connector-bench-"))
     children = Children()
     pg_given = args.database_url
@@ -233,6 +242,7 @@ def main(argv: list[str]) -> int:
                 workdir,
                 children,
                 backends,
+                redis_url=redis_url,
                 seconds=args.seconds or 8.0,
                 warmup=2.0,
                 rounds=4,
@@ -253,6 +263,7 @@ def main(argv: list[str]) -> int:
                         label=label,
                         events=events,
                         batch_size=batch,
+                        redis_url=redis_url,
                         pg_url=pg_given,
                         tag=len(delivery) + 1,
                     )
@@ -264,6 +275,7 @@ def main(argv: list[str]) -> int:
             latency = phases.latency(
                 workdir,
                 children,
+                redis_url=redis_url,
                 pg_url=pg_given,
                 rate=args.rate,
                 seconds=args.seconds or 10.0,

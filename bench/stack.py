@@ -1,5 +1,5 @@
 """A throwaway connector instance: its own database (SQLite file or PostgreSQL schema),
-Redis db, queue name, migrations applied and the bench shop registered."""
+queue name and a flushed Redis database, migrations applied and the bench shop registered."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
+from connector.dev.isolation import new_schema_name, schema_url
 from connector.statuses import InboxState
 from connector.storage.db import make_engine
 from connector.storage.models import Event, WebhookDelivery
@@ -22,7 +22,7 @@ from procs import connector_env, run_cli
 
 SITE_ID, TRACK_KEY = "bench-site", "bench-track-key"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_SERVER = "redis://127.0.0.1:6379/0"  # the run claims a free database index on it
 
 
 @dataclass
@@ -70,11 +70,10 @@ def _libpq(url: str) -> str:
 
 def create_pg_schema(url: str) -> tuple[str, str]:
     """A fresh schema in `url`'s database; return (url using it by default, schema name)."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    schema = new_schema_name("bench")
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    joiner = "&" if "?" in url else "?"
-    return f"{url}{joiner}options={quote(f'-csearch_path={schema}')}", schema
+    return schema_url(url, schema), schema
 
 
 def drop_pg_schema(url: str, schema: str) -> None:
@@ -86,13 +85,16 @@ def create_instance(
     label: str,
     workdir: Path,
     *,
+    redis_url: str,
     pg_url: str | None = None,
-    redis_url: str = DEFAULT_REDIS_URL,
     track_url: str = "",
     batch_size: int = 50,
     rate: float = 100.0,
 ) -> Instance:
-    """Migrate a fresh database and register the shop; `pg_url` None means SQLite."""
+    """Migrate a fresh database and register the shop; `pg_url` None means SQLite.
+
+    `redis_url` is the run's own database (see `claimed_redis_database`); it is flushed.
+    """
     instance_dir = workdir / label
     instance_dir.mkdir(parents=True, exist_ok=True)
     pg_schema = None
@@ -102,7 +104,7 @@ def create_instance(
     else:
         database_url = f"sqlite:///{instance_dir / 'connector.storage.db'}"
     redis = Redis.from_url(redis_url)
-    redis.flushdb()  # the bench's own Redis db: no stale kick flags, jobs or rate-limit state
+    redis.flushdb()  # no stale kick flags, jobs or rate-limit state from the previous phase
     env = connector_env(
         database_url=database_url,
         redis_url=redis_url,

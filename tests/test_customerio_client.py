@@ -289,7 +289,7 @@ def post(fake_customerio: FakeCustomerIO, path: str, data: bytes) -> requests.Re
 @pytest.mark.parametrize(
     "body", [b"{not json", b"[]", b'{"batch": {}}', b'{"batch": [' + b"1," * 260_000 + b"1]}"]
 )
-def test_sandbox_rejects_malformed_batches(fake_customerio: FakeCustomerIO, body: bytes) -> None:
+def test_fake_rejects_malformed_batches(fake_customerio: FakeCustomerIO, body: bytes) -> None:
     response = post(fake_customerio, "/api/v2/batch", body)
     assert response.status_code == 400
     assert response.json()["errors"][0]["reason"] == "invalid"
@@ -311,7 +311,7 @@ def test_sandbox_rejects_malformed_batches(fake_customerio: FakeCustomerIO, body
         ({"attributes": []}, "attributes"),
     ],
 )
-def test_sandbox_validates_event_ops(
+def test_fake_validates_event_ops(
     fake_customerio: FakeCustomerIO, change: dict, field: str
 ) -> None:
     good = event_op({"id": "1"}, "order_placed", str(ULID()), TS, {})
@@ -322,7 +322,7 @@ def test_sandbox_validates_event_ops(
     assert error["batch_index"] == 1 and error["field"].startswith(field)
 
 
-def test_sandbox_entity_endpoint(fake_customerio: FakeCustomerIO) -> None:
+def test_fake_entity_endpoint(fake_customerio: FakeCustomerIO) -> None:
     op = event_op({"id": "7"}, "checkout_started", str(ULID()), TS, {})
     assert post(fake_customerio, "/api/v2/entity", json.dumps(op).encode()).status_code == 200
     assert post(fake_customerio, "/api/v2/entity", json.dumps(op).encode()).status_code == 200
@@ -331,7 +331,7 @@ def test_sandbox_entity_endpoint(fake_customerio: FakeCustomerIO) -> None:
     assert response.status_code == 400 and "batch_index" not in response.json()["errors"][0]
 
 
-def test_sandbox_keeps_connections_alive(fake_customerio: FakeCustomerIO, session) -> None:
+def test_fake_keeps_connections_alive(fake_customerio: FakeCustomerIO, session) -> None:
     client = TrackClient(
         site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, session=session
     )

@@ -14,12 +14,17 @@ import binascii
 import json
 import re
 import signal
-import socket
 import threading
 import time
-from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request, Response
+
+from connector.dev.http_server import LoopbackServer, drop_connection
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 MAX_BATCH_BYTES = 500_000
 MAX_OP_BYTES = 32_000
@@ -47,8 +52,7 @@ class FakeCustomerIO:
         self._credentials = dict(credentials)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(self._wsgi, host=host, port=port)
         self._fail: list[int] = []  # statuses for the next requests
         self._drop = 0
         self._rate_limited_until = 0.0
@@ -61,29 +65,15 @@ class FakeCustomerIO:
 
     def start(self) -> FakeCustomerIO:
         """Bind and serve from a daemon thread; return self."""
-        server = _Server((self.host, self.port), _Handler)
-        server.sandbox = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self.port = self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close every open connection."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._server.stop()
 
     def __enter__(self) -> FakeCustomerIO:
-        return self.start() if self._server is None else self
+        return self if self._server.running else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -155,6 +145,25 @@ class FakeCustomerIO:
 
     # -- request handling (called from server threads) -------------------------------------
 
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            length = int(request.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_READ_BYTES:  # answer without reading it, then close
+            reply = _Reply(400, {"meta": {"errors": ["bad Content-Length"]}})
+            reply.headers["Connection"] = "close"
+        else:
+            body = request.get_data() if length else b""
+            auth = request.headers.get("Authorization")
+            path = environ["RAW_URI"]  # as sent, query included (werkzeug's server sets it)
+            reply = self._handle(request.method, path, auth, body)
+        if reply.status is None:
+            raise drop_connection(environ)
+        response = Response(reply.body, reply.status, reply.headers, mimetype="application/json")
+        return response(environ, start_response)
+
     def _handle(self, method: str, path: str, auth: str | None, body: bytes) -> _Reply:
         arrived, arrived_monotonic = time.time(), time.monotonic()
         with self._lock:
@@ -199,7 +208,7 @@ class FakeCustomerIO:
 
     def _route(self, method: str, path: str, auth: str | None, body: bytes) -> _Reply:
         path = path.split("?", 1)[0]
-        routes = {
+        routes: dict[tuple[str, str], Callable[[bytes], _Reply]] = {
             ("POST", "/api/v2/batch"): self._batch,
             ("POST", "/api/v2/entity"): self._entity,
             ("GET", "/api/v1/accounts/region"): lambda _body: _Reply(200, REGION_BODY),
@@ -300,96 +309,6 @@ class _Reply:
         self.headers = headers or {}
         self.ops = ops or []
         self.log: list[str] = []
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    sandbox: FakeCustomerIO
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that went away (timeouts, drops, shutdown)."""
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.open_connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeCustomerIO/1"
-    timeout = 60  # idle keep-alive connections are closed after this
-    disable_nagle_algorithm = True  # else keep-alive replies stall ~40 ms on delayed ACKs
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._serve("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._serve("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_READ_BYTES:
-            self.close_connection = True
-            self._send(_Reply(400, {"meta": {"errors": ["bad Content-Length"]}}))
-            return
-        body = self.rfile.read(length) if length else b""
-        auth = self.headers.get("Authorization")
-        reply = self.server.sandbox._handle(method, self.path, auth, body)
-        self._send(reply)
-
-    def _send(self, reply: _Reply) -> None:
-        if reply.status is None:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the default access log off stderr."""
 
 
 def _validate(op: Any) -> dict[str, str] | None:
@@ -498,10 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--site-id", default="demo")
     parser.add_argument("--api-key", default="demo-key")
     args = parser.parse_args(argv)
-    sandbox = FakeCustomerIO(
+    fake = FakeCustomerIO(
         {args.site_id: args.api_key}, host=args.host, port=args.port, verbose=True
     ).start()
-    print(f"FakeCustomerIO listening on {sandbox.url} (site id {args.site_id})", flush=True)
+    print(f"FakeCustomerIO listening on {fake.url} (site id {args.site_id})", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         while True:
@@ -509,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        sandbox.stop()
+        fake.stop()
     return 0
 
 

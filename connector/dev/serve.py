@@ -14,7 +14,12 @@ from pathlib import Path
 
 import click
 
+from connector.config import Settings
 from connector.dev import embedded_redis
+from connector.dev.fake_customerio import FakeCustomerIO
+from connector.runtime import Runtime
+from connector.storage.console import event_rows
+from webhooks.verify import sign
 
 DEMO_ENV = {
     "SHOPIFY_API_KEY": "demo-api-key",
@@ -48,14 +53,12 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
     instance = Path(env.get("CONNECTOR_INSTANCE_DIR", "var")).resolve()
     env["CONNECTOR_INSTANCE_DIR"] = str(instance)
     children: list[subprocess.Popen[bytes]] = []
-    fake_customerio = None
+    fake_customerio: FakeCustomerIO | None = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = embedded_redis.start(instance / "redis")
         children.append(redis_process)
         click.echo(f"embedded Redis at {env['REDIS_URL']}")
     if demo:
-        from connector.dev.fake_customerio import FakeCustomerIO
-
         fake_customerio = FakeCustomerIO(
             credentials={DEMO_SITE_ID: DEMO_API_KEY}, verbose=True
         ).start()
@@ -138,8 +141,6 @@ def _wait_until_up(base_url: str, timeout: float = 60) -> None:
 
 
 def _post_samples(base_url: str, secret: str) -> None:
-    from webhooks.verify import sign
-
     for index, (name, topic) in enumerate(DEMO_SAMPLES):
         body = (SAMPLES / name).read_bytes()
         event_id = f"demo-{name}-{topic}" if index != 1 else f"demo-{name}-orders/create"
@@ -165,10 +166,6 @@ def _post_samples(base_url: str, secret: str) -> None:
 
 def _show_event_states(env: dict[str, str], wait_seconds: float = 15) -> None:
     """Print each event's state once delivery has settled (or the wait is over)."""
-    from connector.config import Settings
-    from connector.runtime import Runtime
-    from connector.storage.views import event_rows
-
     rt = Runtime(Settings.from_env(env))
     deadline = time.monotonic() + wait_seconds
     rows = event_rows(rt.sessions)

@@ -20,11 +20,18 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from werkzeug.wrappers import Request, Response
+
+from connector.dev.http_server import LoopbackServer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 ACCESS_SECONDS = 3600
 REFRESH_SECONDS = 90 * 24 * 3600
@@ -74,25 +81,16 @@ class FakeShopify:
         self.granted_scope: str | None = None  # None: what was asked for
         self._ids = itertools.count(1)
         self._throttle_next: list[str] = []  # "429" or "graphql"
-        self._server: ThreadingHTTPServer | None = None
+        self._server = LoopbackServer(self._wsgi, host=host)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> FakeShopify:
-        server = ThreadingHTTPServer((self.host, 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server, self.port = server, server.server_address[1]
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.port = self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
 
     def __enter__(self) -> FakeShopify:
         return self.start()
@@ -199,6 +197,14 @@ class FakeShopify:
             return found is not None and found.shop == domain and not _expired(found)
 
     # -- request handling --------------------------------------------------------------
+
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        status, reply_headers, body = self.handle(
+            request.method, environ["RAW_URI"], headers, request.get_data()
+        )
+        return Response(body, status, reply_headers)(environ, start_response)
 
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -425,28 +431,3 @@ def _expired(token: _Token) -> bool:
 
 def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._serve("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, reply_headers, reply = self.server.fake.handle(method, self.path, headers, body)  # type: ignore[attr-defined]
-        self.send_response(status)
-        for name, value in reply_headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the access log quiet."""
