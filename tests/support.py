@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -68,6 +69,40 @@ def add_shop(rt: Runtime, domain: str, api_key: str = API_KEY, **fields: Any) ->
 
 def sample(name: str) -> dict[str, Any]:
     return json.loads((SAMPLES / name).read_text())
+
+
+ORDER_SAMPLE = "orders_create_2026-07.json"
+
+
+def make_order(
+    order_id: int,
+    *,
+    name: str | None = None,
+    when: str | None = None,
+    customer: dict[str, Any] | None = None,
+    rename_shopper: bool = False,
+    base: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The tests' one order builder: a copy of the 2026-07 orders/create sample (or `base`)
+    as order `order_id`, named `name` (default "#<order_id>", whose digits are its number),
+    placed at `when`, with `customer` fields and top-level `fields` (email, test, ...)
+    overriding the sample's. `rename_shopper` turns the sample's Maya Chen into someone else
+    wherever the name appears (addresses included)."""
+    payload = copy.deepcopy(base if base is not None else sample(ORDER_SAMPLE))
+    if rename_shopper:
+        payload = json.loads(json.dumps(payload).replace("Maya", "Zed").replace("Chen", "Other"))
+    name = name or f"#{order_id}"
+    digits = name.lstrip("#")
+    payload.update(
+        id=order_id, name=name, order_number=int(digits) if digits.isdigit() else order_id
+    )
+    if when is not None:
+        payload["created_at"] = payload["processed_at"] = when
+    if customer:
+        payload["customer"] = {**payload["customer"], **customer}
+    payload.update(fields)
+    return payload
 
 
 def signed_headers(
@@ -188,16 +223,13 @@ def console_login(
 
 def console_order(index: int = 0) -> dict[str, Any]:
     """A sample order: #1042 + index, customer 77000 + index, checkout token-<index>."""
-    payload = sample("orders_create_2026-07.json")
-    payload.update(
-        id=9_100_000 + index,
+    return make_order(
+        9_100_000 + index,
         name=f"#{1042 + index}",
-        order_number=1042 + index,
+        customer={"id": 77_000 + index},
         email=f"jane{index}@example.com",
         checkout_token=f"token-{index}",
     )
-    payload["customer"] = {**payload["customer"], "id": 77_000 + index}
-    return payload
 
 
 def failed_order_event(client: FlaskClient, rt: Runtime, index: int = 0) -> str:

@@ -30,6 +30,7 @@ from tests.support import (
     console_login,
     console_order,
     failed_order_event,
+    make_order,
     max_requests_per_second,
     post_webhook,
     run_jobs,
@@ -278,7 +279,7 @@ def seed_failed_orders(rt: Runtime, count: int) -> list[str]:
     ids = []
     with transaction(rt.sessions) as session:
         for index in range(count):
-            body = {**payload, "id": 5_000_000 + index, "name": f"#B{index}"}
+            body = make_order(5_000_000 + index, name=f"#B{index}", base=payload)
             event = map_order(body, shop_domain=SHOP).with_properties(is_first_order=False)
             webhook = WebhookDelivery(
                 shop_domain=SHOP,

@@ -25,6 +25,7 @@ from tests.support import (
     ROOT,
     SHOP,
     add_shop,
+    make_order,
     max_requests_per_second,
     post_webhook,
     run_cli,
@@ -35,14 +36,13 @@ from tests.support import (
 
 
 def post_orders(client: FlaskClient, count: int, prefix: str = "o", start: int = 0) -> None:
-    base = sample("orders_create_2026-07.json")
     for index in range(start, start + count):
-        order = copy.deepcopy(base)
-        order["id"] = 7_000_000 + index
-        order["name"] = f"#{5000 + index}"
-        order["order_number"] = 5000 + index
-        order["customer"]["id"] = 80_000 + index
-        order["email"] = f"shopper{index}@example.com"
+        order = make_order(
+            7_000_000 + index,
+            name=f"#{5000 + index}",
+            customer={"id": 80_000 + index},
+            email=f"shopper{index}@example.com",
+        )
         assert post_webhook(client, "orders/create", order, f"{prefix}-{index}").status_code == 200
 
 

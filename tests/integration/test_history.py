@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from jobs.history import import_history
 from jobs.tasks import process_inbox
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_install import install
-from tests.support import add_shop, post_webhook, run_jobs, sample
+from tests.support import add_shop, make_order, post_webhook, run_jobs
 
 pytestmark = pytest.mark.shopify
 
@@ -30,11 +29,7 @@ START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def order(order_id: int, customer_id: int, when: str) -> dict[str, Any]:
-    payload = copy.deepcopy(sample("orders_create_2026-07.json"))
-    payload.update(id=order_id, name=f"#{order_id}", order_number=order_id)
-    payload["created_at"] = payload["processed_at"] = when
-    payload["customer"]["id"] = customer_id
-    return payload
+    return make_order(order_id, when=when, customer={"id": customer_id})
 
 
 def first_order_flags(fake_customerio: FakeCustomerIO) -> dict[str, bool]:

@@ -13,7 +13,7 @@ from connector.runtime import Runtime
 from connector.storage.models import WebhookDelivery
 from jobs import queue
 from jobs.tasks import process_inbox, sweep
-from tests.support import SHOP, post_webhook, run_jobs, sample
+from tests.support import SHOP, make_order, post_webhook, run_jobs
 
 # The clock is the test's; the kicker's own payer thread sleeps a real window, so an hour
 # keeps it out of the way while the tests pay owed kicks themselves.
@@ -38,7 +38,7 @@ def inbox_states(rt: Runtime) -> list[str]:
 
 
 def order(number: int) -> dict:
-    return {**sample("orders_create_2026-07.json"), "id": 4_000_000 + number}
+    return make_order(4_000_000 + number)
 
 
 def test_a_kick_skipped_within_the_window_is_made_when_it_ends(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import threading
 from datetime import UTC, datetime
 
@@ -15,7 +14,16 @@ from connector.events import stable_event_id
 from connector.runtime import Runtime
 from connector.storage.models import Event, WebhookDelivery
 from jobs.tasks import process_inbox
-from tests.support import API_KEY, SHOP, SITE_ID, add_shop, post_webhook, run_jobs, sample
+from tests.support import (
+    API_KEY,
+    SHOP,
+    SITE_ID,
+    add_shop,
+    make_order,
+    post_webhook,
+    run_jobs,
+    sample,
+)
 
 
 def events(rt: Runtime) -> list[Event]:
@@ -24,14 +32,10 @@ def events(rt: Runtime) -> list[Event]:
 
 
 def the_order(payload: dict, order_id: int, when: str, customer_id: int | None = None) -> dict:
-    order = copy.deepcopy(payload)
-    order["id"] = order_id
-    order["name"] = f"#{order_id % 100000}"
-    order["order_number"] = order_id % 100000
-    order["created_at"] = order["processed_at"] = when
-    if customer_id is not None:
-        order["customer"]["id"] = customer_id
-    return order
+    customer = {"id": customer_id} if customer_id is not None else None
+    return make_order(
+        order_id, name=f"#{order_id % 100000}", when=when, customer=customer, base=payload
+    )
 
 
 def test_golden_path_identify_then_track(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from typing import Any
@@ -25,7 +24,7 @@ from connector.storage.models import (
 )
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_install import install
-from tests.support import API_KEY, SITE_ID, add_shop, post_webhook, run_jobs, sample
+from tests.support import API_KEY, SITE_ID, add_shop, make_order, post_webhook, run_jobs, sample
 
 pytestmark = pytest.mark.shopify
 
@@ -33,13 +32,13 @@ SHOP = "acme-store.myshopify.com"
 
 
 def order(order_id: int, customer_id: int, email: str, when: str) -> dict[str, Any]:
-    payload = copy.deepcopy(sample("orders_create_2026-07.json"))
-    if email != "a@example.com":  # the sample's shopper is Maya Chen: make this someone else
-        payload = json.loads(json.dumps(payload).replace("Maya", "Zed").replace("Chen", "Other"))
-    payload.update(id=order_id, name=f"#{order_id}", order_number=order_id, email=email)
-    payload["created_at"] = payload["processed_at"] = when
-    payload["customer"].update(id=customer_id, email=email)
-    return payload
+    return make_order(
+        order_id,
+        when=when,
+        email=email,
+        customer={"id": customer_id, "email": email},
+        rename_shopper=email != "a@example.com",  # the sample's shopper is Maya Chen
+    )
 
 
 def installed(client: FlaskClient, rt: Runtime) -> None:
