@@ -4,6 +4,12 @@ Used by the tests and by the README demo (`python -m connector.dev.fake_customer
 checks Basic auth, validates v2 operations the way the connector relies on (identifiers, ULID
 event ids, integer timestamps, size limits), dedupes events on their id, records everything
 it answered, and can be told to fail, rate-limit, answer slowly or drop connections.
+
+Besides the raw record (`people`, keyed by the identifier as sent), it keeps `profiles` the
+way a workspace with both id and email as identifiers does: an email-only person who is
+later identified by an id with that email becomes that id's person (Customer.io: "identifying
+a new id with an email that already exists updates that existing person"), so a test can
+tell whether two events landed on one profile or on two.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -33,6 +40,16 @@ ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$", re.IGNORECASE)
 IDENTIFIER_KEYS = ("id", "email")
 REGION_BODY = {"url": "https://track.customer.io", "data_center": "us", "environment_id": 1}
 UNAUTHORIZED_BODY = {"meta": {"errors": ["Unauthorized request"]}}
+
+
+@dataclass
+class Profile:
+    """One person as the workspace holds them: identifiers, attributes and their events."""
+
+    id: str | None = None
+    email: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)  # event names, in arrival order
 
 
 class FakeCustomerIO:
@@ -92,6 +109,7 @@ class FakeCustomerIO:
             self.events: list[dict[str, Any]] = []
             self.identifies: list[dict[str, Any]] = []
             self.people: dict[str, dict[str, Any]] = {}
+            self.profiles: list[Profile] = []
             self.duplicate_events = 0
             self._event_ids: set[str] = set()
             self._fail = []
@@ -114,6 +132,35 @@ class FakeCustomerIO:
         """Return the unique events called `name`, in arrival order."""
         with self._lock:
             return [e for e in self.events if e["name"] == name]
+
+    def profile_of(self, *, id: str | None = None, email: str | None = None) -> Profile | None:
+        """The profile holding this id or email, or None."""
+        with self._lock:
+            return self._find_profile(id, email.lower() if email else None)
+
+    def _find_profile(self, person_id: str | None, email: str | None) -> Profile | None:
+        for profile in self.profiles:
+            if (person_id and profile.id == person_id) or (email and profile.email == email):
+                return profile
+        return None
+
+    def _resolve(self, kind: str, value: str, email: str | None) -> Profile:
+        """The profile an op addresses (lock held), created or attached as Customer.io does."""
+        person_id = value if kind == "id" else None
+        email = (value if kind == "email" else email or "").lower() or None
+        profile = self._find_profile(person_id, None) if person_id else None
+        if profile is None and email:
+            by_email = self._find_profile(None, email)
+            if by_email is not None and (person_id is None or by_email.id is None):
+                profile = by_email
+                profile.id = profile.id or person_id  # the email-only person gets the id
+        if profile is None:
+            taken = email is not None and self._find_profile(None, email) is not None
+            profile = Profile(id=person_id, email=None if taken else email)
+            self.profiles.append(profile)
+        if email and profile.email is None and self._find_profile(None, email) is None:
+            profile.email = email
+        return profile
 
     def wait_for_events(self, n: int, timeout: float = 5.0) -> bool:
         """Block until at least `n` unique events arrived; False on timeout."""
@@ -273,6 +320,9 @@ class FakeCustomerIO:
                 }
             )
             self.people.setdefault(person, {}).update(attributes)
+            email = attributes.get("email")
+            profile = self._resolve(kind, str(value), email if isinstance(email, str) else None)
+            profile.attributes.update(attributes)
             shown = " ".join(f"{k}={v}" for k, v in attributes.items() if _scalar(v))
             return f"customer.io  identify {kind}={value} {shown}".rstrip()
         event_id = op["id"].upper()
@@ -290,6 +340,7 @@ class FakeCustomerIO:
             }
         )
         self.people.setdefault(person, {})
+        self._resolve(kind, str(value), None).events.append(op["name"])
         return f"customer.io  track {op['name']} id={event_id} person={value}{_amount(attributes)}"
 
 

@@ -378,3 +378,22 @@ def test_verbose_prints_a_summary(capsys: pytest.CaptureFixture[str], session) -
         f"customer.io  identify id=8812 email={EMAIL} first_name=Ana",
         f"customer.io  track order_placed id={event_id} person=8812 revenue=84.5 EUR",
     ]
+
+
+def test_fake_attaches_an_email_only_person_to_the_id_identified_with_that_email(
+    client: TrackClient, fake_customerio: FakeCustomerIO
+) -> None:
+    by_email, by_id, other = identifiers_for("a@example.com"), {"id": "43"}, {"id": "42"}
+    ops = [
+        event_op(by_email, "checkout_started", str(ULID()), TS, {}),
+        identify_op(other, {"email": "b@example.com"}, TS),
+        identify_op(by_id, {"email": "A@example.com"}, TS),
+        event_op(by_id, "order_placed", str(ULID()), TS, {}),
+    ]
+    assert client.send_batch(ops).outcome == "delivered"
+    shopper = fake_customerio.profile_of(email="a@example.com")
+    assert shopper is not None and shopper.id == "43"
+    assert shopper.events == ["checkout_started", "order_placed"]
+    stranger = fake_customerio.profile_of(id="42")
+    assert stranger is not None and stranger is not shopper and stranger.events == []
+    assert len(fake_customerio.profiles) == 2
