@@ -258,12 +258,18 @@ def screenshot_path(name: str, tmp_path: Path) -> Path:
     return directory / name
 
 
-def max_requests_per_second(times: list[float]) -> int:
-    """The most requests seen in any one-second window."""
+def max_requests_per_second(times: list[float], jitter: float = 0.1) -> int:
+    """The most requests that arrived at a fake within any window of one second less `jitter`.
+
+    The limiter spaces the requests it lets go; their arrival times at the fake also carry
+    network and scheduling delay (tens of ms on a loaded 2-core machine), which can put the
+    9th of 9 evenly spaced requests just inside a one-second window. A limiter that
+    bursts still shows up: its requests arrive far closer together than `jitter`.
+    """
     times = sorted(times)
     best, start = 0, 0
     for end, moment in enumerate(times):
-        while moment - times[start] >= 1.0:
+        while moment - times[start] >= 1.0 - jitter:
             start += 1
         best = max(best, end - start + 1)
     return best
