@@ -31,6 +31,7 @@ class EventStatus(StrEnum):
     QUARANTINED = "quarantined"  # breaks the track spec
     UNIDENTIFIABLE = "unidentifiable"  # no customer id and no email: never sent
     WAITING_FOR_IDENTITY = "waiting_for_identity"  # an anonymous checkout, held
+    CLOSED = "closed"  # a checkout whose purchase is known before it was sent: never sent
 
 
 class DeliveryOutcome(StrEnum):

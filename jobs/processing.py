@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from connector.events import EventName, stable_event_id
+from connector.events import CanonicalEvent, EventName, stable_event_id
 from connector.spec import TrackSpec, validate
 from connector.statuses import EventStatus, InboxState
 from connector.storage import events, inbox
@@ -22,6 +22,9 @@ from webhooks.mapping import MappingError, map_checkout, map_order
 from webhooks.topics import CHECKOUT_TOPICS, LIFECYCLE_TOPICS, ORDER_PLACING_TOPICS, Topic
 
 log = logging.getLogger(__name__)
+
+# A checkout_started in these states has not gone to Customer.io: a purchase closes it.
+UNSENT_CHECKOUT = (EventStatus.WAITING_FOR_IDENTITY, EventStatus.PENDING)
 
 
 def process_batch(
@@ -49,28 +52,46 @@ def process_batch(
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
     check_redacted = has_redactions(session, shop_domain)
     events.prefetch_events(session, _event_ids(shop_domain, parsed))
+    purchased = events.purchased_checkouts(session, shop_domain, _checkout_tokens(parsed))
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
         for row, payload in parsed:
             if check_redacted and erase_if_redacted(session, row, payload):
                 continue
             try:
-                _handle(session, spec, shop, row, payload, order_count)
+                _handle(session, spec, shop, row, payload, order_count, purchased)
             except MappingError as exc:
                 inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
     return len(rows)
 
 
 def _event_ids(shop_domain: str, parsed: list[tuple[WebhookDelivery, Any]]) -> set[str]:
-    """The ids of the events the batch's rows are about (orders and checkouts)."""
+    """The ids of the events the batch's rows are about: orders, checkouts, and the
+    checkouts the orders were placed from (which an order closes)."""
     ids = set()
     for row, payload in parsed:
+        if not isinstance(payload, dict):
+            continue
         is_order = row.topic in ORDER_PLACING_TOPICS
         key_field = "id" if is_order else "token"
         name = EventName.ORDER_PLACED if is_order else EventName.CHECKOUT_STARTED
-        if isinstance(payload, dict) and payload.get(key_field) not in (None, ""):
+        if payload.get(key_field) not in (None, ""):
             ids.add(stable_event_id(shop_domain, name, str(payload[key_field])))
+        if is_order and payload.get("checkout_token") not in (None, ""):
+            token = str(payload["checkout_token"])
+            ids.add(stable_event_id(shop_domain, EventName.CHECKOUT_STARTED, token))
     return ids
+
+
+def _checkout_tokens(parsed: list[tuple[WebhookDelivery, Any]]) -> set[str]:
+    """The checkout tokens of the batch's checkout webhooks."""
+    return {
+        str(payload["token"])
+        for row, payload in parsed
+        if row.topic in CHECKOUT_TOPICS
+        and isinstance(payload, dict)
+        and payload.get("token") not in (None, "")
+    }
 
 
 def _placed_at(payload: dict[str, Any]) -> str:
@@ -88,13 +109,14 @@ def _handle(
     row: WebhookDelivery,
     payload: dict[str, Any],
     order_count: OrderCountLookup | None = None,
+    purchased: dict[str, str] | None = None,
 ) -> None:
     if row.topic in ORDER_PLACING_TOPICS:
         _handle_order(session, spec, shop, row, payload, order_count)
     elif row.topic == Topic.ORDERS_CANCELLED:
         inbox.finish_delivery(row, InboxState.PROCESSED, "recorded: order cancelled")
     elif row.topic in CHECKOUT_TOPICS:
-        _handle_checkout(session, spec, row, payload)
+        _handle_checkout(session, spec, row, payload, purchased or {})
     else:
         inbox.finish_delivery(row, InboxState.IGNORED, f"topic {row.topic} is not mapped")
 
@@ -117,6 +139,7 @@ def _handle_order(
         inbox.finish_delivery(row, InboxState.PROCESSED, reason)
         return
     event = map_order(payload, shop_domain=row.shop_domain)
+    _close_checkout_of(session, event)
     existing = events.find_event(session, event.id)
     if existing is not None:
         inbox.finish_delivery(row, InboxState.PROCESSED, "order already placed", existing.id)
@@ -129,11 +152,47 @@ def _handle_order(
     inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
 
 
+def _close_checkout_of(session: Session, order: CanonicalEvent) -> None:
+    """An order ends its checkout: a checkout_started not sent yet is closed, never sent."""
+    token = order.properties.get("checkout_token")
+    if not token:
+        return
+    checkout_id = stable_event_id(order.shop_domain, EventName.CHECKOUT_STARTED, str(token))
+    checkout = events.find_event(session, checkout_id)
+    if checkout is not None and checkout.status in UNSENT_CHECKOUT:
+        name = order.properties.get("order_name") or order.natural_key
+        events.close_checkout(checkout, f"purchased: order {name} was placed from it")
+
+
+def _purchase_known(payload: dict[str, Any], purchased: dict[str, str]) -> str | None:
+    """Why a checkout is known to be bought already (completed, or an order placed from it)."""
+    order = purchased.get(str(payload.get("token")))
+    if order:
+        return f"purchased: order {order} was placed from it"
+    if payload.get("completed_at"):
+        return "purchased: the checkout was completed"
+    return None
+
+
 def _handle_checkout(
-    session: Session, spec: TrackSpec, row: WebhookDelivery, payload: dict[str, Any]
+    session: Session,
+    spec: TrackSpec,
+    row: WebhookDelivery,
+    payload: dict[str, Any],
+    purchased: dict[str, str],
 ) -> None:
     event = map_checkout(payload, shop_domain=row.shop_domain)
     existing = events.find_event(session, event.id)
+    purchase = _purchase_known(payload, purchased)
+    if purchase is not None and (existing is None or existing.status in UNSENT_CHECKOUT):
+        # A recovery journey must never start for a shopper who already bought.
+        if existing is None:
+            existing = events.add_event(session, event, EventStatus.CLOSED, purchase, row.id)
+        elif event.person.id is not None:
+            events.apply_mapping(existing, event)
+        events.close_checkout(existing, purchase)
+        inbox.finish_delivery(row, InboxState.PROCESSED, purchase, existing.id)
+        return
     if existing is None:
         if event.person.id is None:
             reason = "anonymous checkout: held until an email or customer appears"

@@ -223,6 +223,7 @@ def _final(event: Event) -> Step:
         EventStatus.DELIVERED: "ok",
         EventStatus.PENDING: "info",
         EventStatus.WAITING_FOR_IDENTITY: "info",
+        EventStatus.CLOSED: "ok",  # closed on purpose: the shopper bought
     }
     tone = tones.get(event.status, "bad")
     facts = {"status": event.status, "attempts": event.attempts, "reason": event.reason}

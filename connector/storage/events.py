@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from connector.events import CanonicalEvent, EventName
 from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
 from connector.storage.db import Session
-from connector.storage.models import DeliveryAttempt, Event, Shop
+from connector.storage.models import DeliveryAttempt, Event, Shop, checkout_token
 from connector.timeutil import utcnow
 
 _ABSENT_EVENTS = "events known not to exist yet"
@@ -35,6 +35,31 @@ def find_event(session: Session, event_id: str) -> Event | None:
     if event_id in session.info.get(_ABSENT_EVENTS, ()):
         return None
     return session.get(Event, event_id)  # loaded by prefetch_events: no query
+
+
+def purchased_checkouts(session: Session, shop_domain: str, tokens: set[str]) -> dict[str, str]:
+    """Checkout token -> the order placed from it ("#1042"), for the tokens that have one.
+
+    One query on the ix_events_checkout_token index, for a whole batch of checkouts.
+    """
+    if not tokens:
+        return {}
+    token = checkout_token()
+    rows = session.execute(
+        select(token, Event.reference, Event.natural_key).where(
+            token.in_(sorted(tokens)),
+            Event.shop_domain == shop_domain,
+            Event.name == EventName.ORDER_PLACED,
+        )
+    )
+    return {str(found): str(reference or order_id) for found, reference, order_id in rows}
+
+
+def close_checkout(stored: Event, reason: str) -> None:
+    """A checkout_started that must never be sent (its purchase is known): closed, visibly."""
+    stored.status = EventStatus.CLOSED
+    stored.reason = reason
+    stored.next_attempt_at = None
 
 
 def get_event(session: Session, event_id: str) -> Event | None:
