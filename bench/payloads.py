@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ TOPIC = "orders/create"
 def base_order(target_bytes: int = TARGET_BYTES) -> dict[str, Any]:
     """The sample order, padded with copies of its line items until about `target_bytes`."""
     order = json.loads(SAMPLE.read_text())
+    now = datetime.now(UTC).isoformat(timespec="seconds")  # a new order, as live traffic is
+    order["created_at"] = order["processed_at"] = order["updated_at"] = now
     originals = order["line_items"]
     extra = 0
     while len(_dump(order)) < target_bytes:

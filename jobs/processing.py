@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from connector.events import CanonicalEvent, EventName, stable_event_id
@@ -14,7 +16,7 @@ from connector.storage import events, inbox
 from connector.storage.db import Session
 from connector.storage.models import Event, Shop, WebhookDelivery
 from connector.storage.shops import get_shop
-from connector.timeutil import parse_utc
+from connector.timeutil import parse_utc, utcnow
 from jobs.lifecycle import handle_lifecycle
 from jobs.orders import OrderCountLookup, place_order, places_order
 from jobs.privacy import erase_if_redacted, has_redactions
@@ -22,6 +24,8 @@ from webhooks.mapping import MappingError, map_checkout, map_order
 from webhooks.topics import CHECKOUT_TOPICS, LIFECYCLE_TOPICS, ORDER_PLACING_TOPICS, Topic
 
 log = logging.getLogger(__name__)
+
+DEFAULT_NEW_ORDER_WINDOW = timedelta(hours=72)
 
 # A checkout_started in these states has not gone to Customer.io: a purchase closes it.
 UNSENT_CHECKOUT = (EventStatus.WAITING_FOR_IDENTITY, EventStatus.PENDING)
@@ -33,11 +37,13 @@ def process_batch(
     shop_domain: str,
     limit: int = 200,
     order_count: OrderCountLookup | None = None,
+    new_order_window: timedelta = DEFAULT_NEW_ORDER_WINDOW,
 ) -> int:
     """Process up to `limit` received inbox rows of one shop; return how many were handled.
 
     Orders are handled in the order the shopper placed them, so when several orders of a
-    new customer wait together, the earliest one becomes the first order.
+    new customer wait together, the earliest one becomes the first order. Only orders
+    created within `new_order_window` (and after the shop installed the app) are placed.
     """
     rows = inbox.received_deliveries(session, shop_domain, limit)
     lifecycle = [row for row in rows if row.topic in LIFECYCLE_TOPICS]
@@ -53,13 +59,14 @@ def process_batch(
     check_redacted = has_redactions(session, shop_domain)
     events.prefetch_events(session, _event_ids(shop_domain, parsed))
     purchased = events.purchased_checkouts(session, shop_domain, _checkout_tokens(parsed))
+    placing = Placing(order_count, utcnow() - new_order_window)
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
         for row, payload in parsed:
             if check_redacted and erase_if_redacted(session, row, payload):
                 continue
             try:
-                _handle(session, spec, shop, row, payload, order_count, purchased)
+                _handle(session, spec, shop, row, payload, placing, purchased)
             except MappingError as exc:
                 inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
     return len(rows)
@@ -108,11 +115,11 @@ def _handle(
     shop: Shop | None,
     row: WebhookDelivery,
     payload: dict[str, Any],
-    order_count: OrderCountLookup | None = None,
+    placing: Placing,
     purchased: dict[str, str] | None = None,
 ) -> None:
     if row.topic in ORDER_PLACING_TOPICS:
-        _handle_order(session, spec, shop, row, payload, order_count)
+        _handle_order(session, spec, shop, row, payload, placing)
     elif row.topic == Topic.ORDERS_CANCELLED:
         inbox.finish_delivery(row, InboxState.PROCESSED, "recorded: order cancelled")
     elif row.topic in CHECKOUT_TOPICS:
@@ -127,7 +134,7 @@ def _handle_order(
     shop: Shop | None,
     row: WebhookDelivery,
     payload: dict[str, Any],
-    order_count: OrderCountLookup | None = None,
+    placing: Placing,
 ) -> None:
     order_topic = shop.order_topic if shop else Topic.ORDERS_CREATE
     if payload.get("test") and not (shop and shop.include_test_orders):
@@ -144,12 +151,51 @@ def _handle_order(
     if existing is not None:
         inbox.finish_delivery(row, InboxState.PROCESSED, "order already placed", existing.id)
         return
+    too_old = _placed_before_the_connector(payload, shop, placing.placed_after)
+    if too_old is not None:
+        inbox.finish_delivery(row, InboxState.PROCESSED, too_old)
+        return
     if event.person.id is None:
         reason = "no customer id and no email: not sent"
         events.add_event(session, event, EventStatus.UNIDENTIFIABLE, reason, row.id)
     else:
-        place_order(session, spec, event, source_delivery_id=row.id, order_count=order_count)
+        place_order(
+            session, spec, event, source_delivery_id=row.id, order_count=placing.order_count
+        )
     inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
+
+
+@dataclass(frozen=True)
+class Placing:
+    """What placing an order needs besides the payload: Shopify's order counts (injected by
+    the worker) and the oldest creation time a live order may have."""
+
+    order_count: OrderCountLookup | None
+    placed_after: datetime
+
+
+BACKFILL_HINT = "use `connector history backfill` for it"
+
+
+def _placed_before_the_connector(
+    payload: dict[str, Any], shop: Shop | None, placed_after: datetime
+) -> str | None:
+    """Why an order webhook must not place the order, or None: only new purchases are placed.
+
+    orders/updated and orders/paid arrive for orders of any age (a refund on a 2025 order, a
+    tag change); an order created before the shop installed the app, or before the window,
+    was not bought now, and belongs to the history backfill.
+    """
+    created = payload.get("created_at") or payload.get("processed_at")
+    try:
+        created_at = parse_utc(str(created))
+    except ValueError:
+        return None  # the mapping has already accepted the order's own timestamps
+    if shop is not None and shop.installed_at is not None and created_at < shop.installed_at:
+        return f"recorded, not placed: created before the app was installed ({BACKFILL_HINT})"
+    if created_at < placed_after:
+        return f"recorded, not placed: created before the new-order window ({BACKFILL_HINT})"
+    return None
 
 
 def _close_checkout_of(session: Session, order: CanonicalEvent) -> None:

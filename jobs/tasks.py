@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from connector import runtime
 from connector.storage.db import transaction
@@ -22,12 +23,15 @@ def process_inbox(shop_domain: str) -> int:
     queue.clear_kick(rt.redis, queue.PROCESS, shop_domain)
     handled = 0
     lookup = history.order_count_lookup(rt)  # asks Shopify about customers the ledger lacks
+    window = timedelta(hours=rt.settings.new_order_window_hours)
     deadline = time.monotonic() + queue.DRAIN_SECONDS
     # One mapper per shop at a time, so first orders are decided in the shopper's order.
     with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
         while True:
             with transaction(rt.sessions) as session:
-                count = process_batch(session, rt.spec, shop_domain, order_count=lookup)
+                count = process_batch(
+                    session, rt.spec, shop_domain, order_count=lookup, new_order_window=window
+                )
             if not count:
                 break
             handled += count

@@ -50,6 +50,8 @@ def make_settings(**overrides: Any) -> Settings:
         "http_timeout_seconds": 2.0,
         "queue_name": "connector-test",
         "kick_debounce_seconds": 0.0,  # tests run jobs in bursts; test_kicks.py covers it
+        # The sample payloads are orders of July 2026; test_new_orders.py covers the window.
+        "new_order_window_hours": 24 * 365 * 10,
     }
     values.update(overrides)
     return Settings(**values)
@@ -159,6 +161,7 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
             "SWEEP_INTERVAL_SECONDS": "1",
             "CONNECTOR_QUEUE": settings.queue_name,
             "KICK_DEBOUNCE_SECONDS": str(settings.kick_debounce_seconds),
+            "NEW_ORDER_WINDOW_HOURS": str(settings.new_order_window_hours),
         }
     )
     return env

@@ -10,7 +10,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +21,7 @@ from connector.dev import embedded_redis
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
 from connector.storage.console import event_rows
+from connector.timeutil import parse_utc, utcnow
 from webhooks.verify import sign
 
 DEMO_ENV = {
@@ -140,9 +143,30 @@ def _wait_until_up(base_url: str, timeout: float = 60) -> None:
     raise click.ClickException(f"the web server did not answer at {base_url}")
 
 
+# The samples' own times; the demo moves them to the last hour (see `_as_if_recent`).
+SHIFTED_FIELDS = ("created_at", "processed_at", "updated_at", "completed_at", "cancelled_at")
+
+
+def _as_if_recent(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The sample as if it happened within the last hour, its times kept apart as they were.
+
+    Only new purchases are placed (NEW_ORDER_WINDOW_HOURS), and the samples are orders of
+    July 2026: posted as they are, they would be recorded and never sent.
+    """
+    start = parse_utc(str(payload["created_at"]))
+    shift = (now - timedelta(hours=1)) - start
+    moved = dict(payload)
+    for field in SHIFTED_FIELDS:
+        if payload.get(field):
+            moved[field] = (parse_utc(str(payload[field])) + shift).isoformat()
+    return moved
+
+
 def _post_samples(base_url: str, secret: str) -> None:
+    now = utcnow()
     for index, (name, topic) in enumerate(DEMO_SAMPLES):
-        body = (SAMPLES / name).read_bytes()
+        payload = json.loads((SAMPLES / name).read_text())
+        body = json.dumps(_as_if_recent(payload, now)).encode()
         event_id = f"demo-{name}-{topic}" if index != 1 else f"demo-{name}-orders/create"
         request = urllib.request.Request(
             f"{base_url}/webhooks/shopify",
