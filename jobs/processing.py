@@ -20,6 +20,7 @@ from connector.timeutil import parse_utc, utcnow
 from jobs.lifecycle import handle_lifecycle
 from jobs.orders import OrderCountLookup, place_order, places_order
 from jobs.privacy import erase_if_redacted, has_redactions
+from webhooks.canonical import events_for
 from webhooks.mapping import MappingError, map_checkout, map_order
 from webhooks.topics import CHECKOUT_TOPICS, LIFECYCLE_TOPICS, ORDER_PLACING_TOPICS, Topic
 
@@ -145,7 +146,7 @@ def _handle_order(
         reason = f"recorded: the shop places orders on {order_topic}"
         inbox.finish_delivery(row, InboxState.PROCESSED, reason)
         return
-    event = map_order(payload, shop_domain=row.shop_domain)
+    [event] = events_for(row.topic, payload, row.shop_domain)
     _close_checkout_of(session, event)
     existing = events.find_event(session, event.id)
     if existing is not None:
@@ -227,7 +228,7 @@ def _handle_checkout(
     payload: dict[str, Any],
     purchased: dict[str, str],
 ) -> None:
-    event = map_checkout(payload, shop_domain=row.shop_domain)
+    [event] = events_for(row.topic, payload, row.shop_domain)
     existing = events.find_event(session, event.id)
     purchase = _purchase_known(payload, purchased)
     if purchase is not None and (existing is None or existing.status in UNSENT_CHECKOUT):

@@ -7,7 +7,8 @@ from typing import Any
 
 from connector.events import EventName
 from connector.spec import TrackSpec, validate
-from webhooks.mapping import MappingError, map_checkout, map_order
+from webhooks.canonical import events_for
+from webhooks.mapping import MappingError
 
 
 def check_payload(
@@ -15,31 +16,31 @@ def check_payload(
     payload: Mapping[str, Any],
     topic: str,
     shop_domain: str = "example.myshopify.com",
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """Map a Shopify payload for a topic and validate it: (event as JSON-able dict, violations).
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Map a payload exactly as the pipeline does and validate each event it yields:
+    (events as JSON-able dicts, violations).
 
-    orders/* topics map to order_placed, checkouts/* to checkout_started; any other topic,
-    and any payload the mapping rejects, gives (None, ["<topic>: <reason>"]).
-    The command line cannot know the shop's order ledger, so is_first_order is filled in
-    as False when the mapping did not set it.
+    A topic that yields no event (orders/cancelled, app/uninstalled, ...) gives ([], []);
+    a payload the mapping rejects, or a topic the connector does not handle, gives
+    ([], ["<topic>: <reason>"]). The command line cannot know the shop's order ledger, so
+    is_first_order is filled in as False on order_placed.
     """
-    if topic.startswith("orders/"):
-        mapper = map_order
-    elif topic.startswith("checkouts/"):
-        mapper = map_checkout
-    else:
-        return None, [f"{topic}: topic does not produce an event in the spec"]
     try:
-        event = mapper(payload, shop_domain=shop_domain)
+        events = events_for(topic, payload, shop_domain)
     except MappingError as exc:
-        return None, [f"{topic}: {exc.reason}"]
-    if event.name == EventName.ORDER_PLACED and "is_first_order" not in event.properties:
-        event = event.with_properties(is_first_order=False)
-    as_dict = {
-        "id": event.id,
-        "name": event.name,
-        "timestamp": int(event.occurred_at.timestamp()),
-        "person_id": event.person.id,
-        "properties": event.properties,
-    }
-    return as_dict, validate(spec, event.name, event.properties)
+        return [], [f"{topic}: {exc.reason}"]
+    checked, violations = [], []
+    for event in events:
+        if event.name == EventName.ORDER_PLACED:
+            event = event.with_properties(is_first_order=False)
+        checked.append(
+            {
+                "id": event.id,
+                "name": event.name,
+                "timestamp": int(event.occurred_at.timestamp()),
+                "person_id": event.person.id,
+                "properties": event.properties,
+            }
+        )
+        violations.extend(validate(spec, event.name, event.properties))
+    return checked, violations

@@ -21,14 +21,16 @@ def spec() -> None:
 @click.option("--topic", required=True, help="the Shopify topic, e.g. orders/create")
 @click.option("--shop", default="example.myshopify.com", show_default=True)
 def spec_check(payload: Path, topic: str, shop: str) -> None:
-    """Map PAYLOAD and print the canonical event, or the violations (exit 1)."""
+    """Map PAYLOAD as the pipeline does; print the events it yields, or the violations (exit 1)."""
     try:
         data = json.loads(payload.read_text())
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"{payload} is not JSON: {exc}") from exc
-    event, violations = check_payload(load_spec(), data, topic, shop)
+    events, violations = check_payload(load_spec(), data, topic, shop)
     if violations:
         for violation in violations:
             click.echo(violation, err=True)
         raise SystemExit(1)
-    click.echo(json.dumps(event, indent=2, sort_keys=True))
+    yields = [event["name"] for event in events]
+    summary = {"topic": topic, "yields": yields, "events": events}
+    click.echo(json.dumps(summary, indent=2, sort_keys=True))

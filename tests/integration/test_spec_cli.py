@@ -26,9 +26,18 @@ def spec_check(path: Path, topic: str) -> subprocess.CompletedProcess[str]:
 def test_a_valid_payload_prints_the_canonical_event() -> None:
     result = spec_check(SAMPLES / "orders_create_2026-07.json", "orders/create")
     assert result.returncode == 0, result.stderr
-    event = json.loads(result.stdout)
+    printed = json.loads(result.stdout)
+    assert printed["yields"] == ["order_placed"]
+    [event] = printed["events"]
     assert event["name"] == "order_placed"
     assert event["properties"]["currency"] == "USD"
+
+
+def test_a_cancellation_yields_no_order_placed() -> None:
+    path = str(SAMPLES / "orders_create_2026-07.json")
+    result = invoke_cli(None, "spec", "check", path, "--topic", "orders/cancelled")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"topic": "orders/cancelled", "yields": [], "events": []}
 
 
 def test_a_payload_that_breaks_the_spec_prints_violations_and_fails(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from connector.spec import SpecError, TrackSpec, load_spec, validate
+from webhooks.canonical import events_for
 from webhooks.spec_check import check_payload
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -162,9 +163,8 @@ def test_unknown_event_is_a_violation(spec):
 
 def test_check_payload_maps_and_validates_an_order(spec):
     payload = json.loads((SAMPLES / "orders_create_2026-07.json").read_text())
-    event, violations = check_payload(spec, payload, "orders/create")
+    [event], violations = check_payload(spec, payload, "orders/create")
     assert violations == []
-    assert event is not None
     assert set(event) == {"id", "name", "timestamp", "person_id", "properties"}
     assert event["name"] == "order_placed"
     assert event["timestamp"] == 1784038895  # 2026-07-14T10:21:35-04:00
@@ -175,24 +175,45 @@ def test_check_payload_maps_and_validates_an_order(spec):
 
 def test_check_payload_maps_a_checkout(spec):
     payload = json.loads((SAMPLES / "checkouts_create_anonymous.json").read_text())
-    event, violations = check_payload(spec, payload, "checkouts/update", "a.myshopify.com")
+    [event], violations = check_payload(spec, payload, "checkouts/update", "a.myshopify.com")
     assert violations == []
-    assert event is not None and event["person_id"] is None
+    assert event["person_id"] is None
     assert "is_first_order" not in event["properties"]
 
 
 def test_check_payload_reports_mapping_errors_as_one_violation(spec):
     assert check_payload(spec, {"email": "a@example.com"}, "orders/paid") == (
-        None,
+        [],
         ["orders/paid: order has no id"],
     )
     assert check_payload(spec, {"id": 1}, "checkouts/create") == (
-        None,
+        [],
         ["checkouts/create: checkout has no token"],
     )
 
 
-def test_check_payload_rejects_other_topics(spec):
-    event, violations = check_payload(spec, {"id": 1}, "refunds/create")
-    assert event is None
-    assert violations == ["refunds/create: topic does not produce an event in the spec"]
+def test_check_payload_rejects_topics_the_connector_does_not_handle(spec):
+    events, violations = check_payload(spec, {"id": 1}, "carts/create")
+    assert events == []
+    assert violations == ["carts/create: the connector does not handle the topic carts/create"]
+
+
+@pytest.mark.parametrize("topic", ["orders/cancelled", "app/uninstalled", "customers/redact"])
+def test_check_payload_says_a_handled_topic_yields_no_event(spec, topic):
+    """As in the pipeline: a cancellation is not an order_placed (it once was, in spec check)."""
+    payload = json.loads((SAMPLES / "orders_create_2026-07.json").read_text())
+    assert check_payload(spec, payload, topic) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [
+        ("orders/create", ["order_placed"]),
+        ("orders/paid", ["order_placed"]),
+        ("orders/updated", ["order_placed"]),
+        ("orders/cancelled", []),
+    ],
+)
+def test_events_for_is_the_pipelines_dispatch(topic, expected):
+    payload = json.loads((SAMPLES / "orders_create_2026-07.json").read_text())
+    assert [e.name for e in events_for(topic, payload, "a.myshopify.com")] == expected
