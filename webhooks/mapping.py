@@ -15,6 +15,7 @@ from typing import Any
 from connector.events import CanonicalEvent, EventName, Person
 from connector.identity import normalize_email
 from connector.timeutil import parse_utc
+from webhooks.attribution import attribution
 
 # Keep in sync with items_schema_version in spec.yaml (a unit test checks they agree).
 ITEMS_SCHEMA_VERSION = 1
@@ -93,8 +94,8 @@ def map_order(
         "financial_status": _text(order.get("financial_status")),
         "shipping_country": _country(order),
         "landing_site": _text(order.get("landing_site")),
-        "referring_site": _text(order.get("referring_site")),
         "checkout_token": _text(order.get("checkout_token")),
+        **attribution(order.get("landing_site"), order.get("referring_site")),
     }
     if props["order_name"] is None and props["order_number"] is not None:
         props["order_name"] = f"#{props['order_number']}"
@@ -150,6 +151,8 @@ def map_checkout(
         "event_source": event_source,
         "shipping_country": _country(checkout),
         "discount_codes": _discount_codes(checkout.get("discount_codes")),
+        "landing_site": _text(checkout.get("landing_site")),
+        **attribution(checkout.get("landing_site"), checkout.get("referring_site")),
     }
     if shop_currency and currency != shop_currency:
         props["shop_currency"] = shop_currency
