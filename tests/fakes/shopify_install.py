@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from flask.testing import FlaskClient
 
+from connector.runtime import Runtime
+from connector.storage.db import transaction
+from connector.storage.shops import get_shop
 from tests.fakes.shopify import signed_query
 from tests.support import SECRET
 
 API_KEY = "test-api-key"
+BEFORE_THE_SAMPLES = datetime(2026, 1, 1, tzinfo=UTC)
 APP_URL = "https://connector.example"
 
 
@@ -31,8 +36,18 @@ def start_install(client: FlaskClient, shop: str) -> dict[str, str]:
     return dict(parse_qsl(location.query))
 
 
-def install(client: FlaskClient, shop: str) -> None:
-    """The whole install as a browser does it; asserts it lands on the settings page."""
+def install(client: FlaskClient, shop: str, dated: datetime | None = BEFORE_THE_SAMPLES) -> None:
+    """The whole install as a browser does it; asserts it lands on the settings page.
+
+    Only orders created after the install are placed, and the sample orders are of July
+    2026: so the install is then dated `dated` (None keeps the real time).
+    """
     finished = client.get("/auth/callback", query_string=start_install(client, shop))
     assert finished.status_code == 302, finished.get_data(as_text=True)
     assert finished.headers["Location"].endswith("/settings")
+    if dated is not None:
+        rt: Runtime = client.application.extensions["connector"]
+        with transaction(rt.sessions) as session:
+            row = get_shop(session, shop)
+            assert row is not None
+            row.installed_at = dated
