@@ -18,6 +18,9 @@ class EventName(StrEnum):
 
     ORDER_PLACED = "order_placed"
     CHECKOUT_STARTED = "checkout_started"
+    ORDER_CANCELLED = "order_cancelled"
+    ORDER_REFUNDED = "order_refunded"
+    ORDER_FULFILLED = "order_fulfilled"
 
 
 def stable_event_id(shop_domain: str, event_name: str, natural_key: str) -> str:
@@ -40,6 +43,8 @@ class Person:
     first_name: str | None = None
     last_name: str | None = None
     accepts_marketing: bool | None = None
+    phone: str | None = None
+    created_at: int | None = None  # when the customer account was created (Unix seconds)
 
     @property
     def id(self) -> str | None:

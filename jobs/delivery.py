@@ -52,11 +52,16 @@ def _seconds(moment: datetime | None) -> int | None:
     return int(moment.timestamp()) if moment else None
 
 
-NO_ORDERS: dict[str, Any] = {"orders_count": 0, "first_order_at": None, "last_order_at": None}
+def build_operations(
+    event: Event, stats: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The identify and track operations for one event (what the console shows as sent).
 
-
-def build_operations(event: Event, stats: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The identify and track operations for one event (what the console shows as sent)."""
+    Order counts, spend and order dates come only from the connector's ledger (`stats`),
+    and only when it knows the person's orders: a shopper it knows nothing about (a guest
+    checkout) gets no `orders_count` rather than a 0 that would reset their profile.
+    """
+    stats = stats or {}
     assert event.person_id is not None
     person = event.person or {}
     identifiers = identifiers_for(event.person_id)
@@ -67,9 +72,12 @@ def build_operations(event: Event, stats: dict[str, Any]) -> tuple[dict[str, Any
         "accepts_marketing": person.get("accepts_marketing"),
         "shopify_customer_id": person.get("customer_id"),
         "shopify_shop": event.shop_domain,
-        "orders_count": stats["orders_count"],
-        "first_order_at": _seconds(stats["first_order_at"]),
-        "last_order_at": _seconds(stats["last_order_at"]),
+        "phone": person.get("phone"),
+        "created_at": person.get("created_at"),
+        "orders_count": stats.get("orders_count"),
+        "total_spent": stats.get("total_spent"),
+        "first_order_at": _seconds(stats.get("first_order_at")),
+        "last_order_at": _seconds(stats.get("last_order_at")),
     }
     attributes = {key: value for key, value in attributes.items() if value is not None}
     timestamp = int(event.occurred_at.timestamp())
@@ -115,8 +123,7 @@ class Deliverer:
                     session, shop_domain, [e.person_id for e in claimed if e.person_id]
                 )
                 operations = [
-                    build_operations(event, stats.get(event.person_id or "", NO_ORDERS))
-                    for event in claimed
+                    build_operations(event, stats.get(event.person_id or "")) for event in claimed
                 ]
                 event_ids = [event.id for event in claimed]
             if not event_ids:

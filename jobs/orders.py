@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.events import CanonicalEvent
+from connector.events import CanonicalEvent, EventName, stable_event_id
 from connector.spec import TrackSpec, validate
 from connector.statuses import EventStatus
 from connector.storage import events, ledger
@@ -51,9 +51,16 @@ def place_order(
     if person_key is None:
         raise ValueError("an order without a customer id or email cannot be placed")
     first = decide_first_order(session, event, person_key, order_count)
+    revenue = event.properties.get("revenue")
+    total = float(revenue) if isinstance(revenue, int | float) else None
     ledger.record_order(
-        session, event.shop_domain, event.natural_key, person_key, event.occurred_at
+        session, event.shop_domain, event.natural_key, person_key, event.occurred_at, total
     )
+    cancellation_id = stable_event_id(
+        event.shop_domain, EventName.ORDER_CANCELLED, event.natural_key
+    )
+    if events.find_event(session, cancellation_id) is not None:  # it arrived first
+        ledger.mark_cancelled(session, event.shop_domain, event.natural_key)
     event = event.with_properties(is_first_order=first)
     stored = events.add_event(session, event, EventStatus.PENDING, None, source_delivery_id)
     events.set_validation_result(stored, validate(spec, event.name, event.properties))

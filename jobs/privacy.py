@@ -22,7 +22,15 @@ from connector.storage.models import Event, WebhookDelivery
 from connector.timeutil import utcnow
 
 REDACTED_REASON = "customer redacted: not sent"
-PERSONAL_PROPERTIES = ("shipping_country", "landing_site", "referring_site", "recovery_url")
+PERSONAL_PROPERTIES = (
+    "shipping_country",
+    "landing_site",
+    "referring_site",
+    "recovery_url",
+    "tracking_number",
+    "tracking_url",
+    "note",
+)
 
 
 def key_hash(shop_domain: str, value: str) -> str:

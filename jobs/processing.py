@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.events import CanonicalEvent, EventName, stable_event_id
+from connector.events import CanonicalEvent, EventName, Person, stable_event_id
 from connector.spec import TrackSpec, validate
 from connector.statuses import EventStatus, InboxState
-from connector.storage import events, inbox
+from connector.storage import events, inbox, ledger
 from connector.storage.db import Session
 from connector.storage.models import Event, Shop, WebhookDelivery
 from connector.storage.shops import get_shop
@@ -21,8 +21,14 @@ from jobs.lifecycle import handle_lifecycle
 from jobs.orders import OrderCountLookup, place_order, places_order
 from jobs.privacy import erase_if_redacted, has_redactions
 from webhooks.canonical import events_for
-from webhooks.mapping import MappingError, map_checkout, map_order
-from webhooks.topics import CHECKOUT_TOPICS, LIFECYCLE_TOPICS, ORDER_PLACING_TOPICS, Topic
+from webhooks.mapping import MappingError, PlacedOrder, map_checkout, map_order
+from webhooks.topics import (
+    CHECKOUT_TOPICS,
+    LIFECYCLE_TOPICS,
+    ORDER_LIFECYCLE_TOPICS,
+    ORDER_PLACING_TOPICS,
+    Topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +127,8 @@ def _handle(
 ) -> None:
     if row.topic in ORDER_PLACING_TOPICS:
         _handle_order(session, spec, shop, row, payload, placing)
-    elif row.topic == Topic.ORDERS_CANCELLED:
-        inbox.finish_delivery(row, InboxState.PROCESSED, "recorded: order cancelled")
+    elif row.topic in ORDER_LIFECYCLE_TOPICS:
+        _handle_order_change(session, spec, shop, row, payload, placing)
     elif row.topic in CHECKOUT_TOPICS:
         _handle_checkout(session, spec, row, payload, purchased or {})
     else:
@@ -197,6 +203,72 @@ def _placed_before_the_connector(
     if created_at < placed_after:
         return f"recorded, not placed: created before the new-order window ({BACKFILL_HINT})"
     return None
+
+
+def _handle_order_change(
+    session: Session,
+    spec: TrackSpec,
+    shop: Shop | None,
+    row: WebhookDelivery,
+    payload: dict[str, Any],
+    placing: Placing,
+) -> None:
+    """A cancellation, refund or fulfilment: its own event, once, on the order's person.
+
+    Refunds and fulfilments carry no customer, so they need the stored order_placed; a
+    cancellation carries the whole order and may arrive before the order was mapped. An
+    order the connector never placed (older than the connector) gets no lifecycle event.
+    """
+    is_cancellation = row.topic == Topic.ORDERS_CANCELLED
+    order_id = payload.get("id") if is_cancellation else payload.get("order_id")
+    placed = None
+    if order_id not in (None, ""):
+        order_event_id = stable_event_id(row.shop_domain, EventName.ORDER_PLACED, str(order_id))
+        placed = events.find_event(session, order_event_id)
+    if placed is None and not is_cancellation:
+        reason = "recorded, not sent: the connector did not place this order"
+        inbox.finish_delivery(row, InboxState.PROCESSED, reason)
+        return
+    if placed is None:
+        too_old = _placed_before_the_connector(payload, shop, placing.placed_after)
+        if too_old is not None:
+            inbox.finish_delivery(row, InboxState.PROCESSED, too_old)
+            return
+    order = _placed_order(session, placed) if placed is not None else None
+    [event] = events_for(row.topic, payload, row.shop_domain, order)
+    if order is not None:
+        event = replace(event, person=order.person)  # the order's person, always
+    existing = events.find_event(session, event.id)
+    if existing is not None:
+        inbox.finish_delivery(row, InboxState.PROCESSED, f"{event.name} already recorded")
+        return
+    if event.person.id is None:
+        reason = "no customer id and no email: not sent"
+        events.add_event(session, event, EventStatus.UNIDENTIFIABLE, reason, row.id)
+    else:
+        stored = events.add_event(session, event, EventStatus.PENDING, None, row.id)
+        events.set_validation_result(stored, validate(spec, event.name, event.properties))
+    if is_cancellation:
+        ledger.mark_cancelled(session, row.shop_domain, str(order_id))
+    elif row.topic == Topic.REFUNDS_CREATE:
+        refunded = float(event.properties.get("refunded_amount") or 0.0)
+        ledger.add_refund(session, row.shop_domain, str(order_id), refunded)
+    inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
+
+
+def _placed_order(session: Session, placed: Event) -> PlacedOrder:
+    """What a refund or fulfilment needs of the stored order_placed."""
+    known = {f.name for f in fields(Person)}
+    person = Person(**{k: v for k, v in (placed.person or {}).items() if k in known})
+    recorded = ledger.get_order(session, placed.shop_domain, placed.natural_key)
+    revenue = placed.properties.get("revenue")
+    return PlacedOrder(
+        person=person,
+        order_name=placed.properties.get("order_name"),
+        currency=placed.properties.get("currency"),
+        revenue=float(revenue) if isinstance(revenue, int | float) else None,
+        refunded_before=recorded.refunded if recorded is not None else 0.0,
+    )
 
 
 def _close_checkout_of(session: Session, order: CanonicalEvent) -> None:

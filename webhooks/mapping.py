@@ -172,6 +172,178 @@ def map_checkout(
     )
 
 
+# --- after the order: cancellation, refund, fulfilment -----------------------------------
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """What the connector stored when it placed an order: who bought it, for how much.
+
+    Refunds and fulfilments carry no customer, so their events go to this person (the
+    order's), and a refund's net_revenue is computed from this revenue.
+    """
+
+    person: Person
+    order_name: str | None
+    currency: str | None
+    revenue: float | None
+    refunded_before: float = 0.0
+
+
+def map_cancellation(payload: Mapping[str, Any], *, shop_domain: str) -> CanonicalEvent:
+    """Map an orders/cancelled payload (the whole order) to order_cancelled, keyed on the order.
+
+    Raises MappingError when the order has no id or no cancelled_at/updated_at time.
+    """
+    order = _require_mapping(payload, "order")
+    if order.get("id") in (None, ""):
+        raise MappingError("order has no id")
+    shop_currency = _text(order.get("currency"))
+    currency = _order_currency(order, shop_currency)
+    shopper = (
+        _Amounts(side=PRESENTMENT, plain=SHOP)
+        if currency != shop_currency
+        else _Amounts(side=SHOP, plain=SHOP)
+    )
+    items = _items(order.get("line_items"), shopper, shop_domain)
+    props: dict[str, Any] = {
+        "order_id": str(order["id"]),
+        "order_name": _text(order.get("name")),
+        "cancel_reason": _text(order.get("cancel_reason")),
+        "revenue": shopper.number(order, "total_price"),
+        "subtotal": shopper.number(order, "subtotal_price"),
+        "currency": currency,
+        "items": items,
+        "item_count": sum(item["quantity"] for item in items),
+        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        "event_source": "webhook",
+    }
+    return CanonicalEvent(
+        name=EventName.ORDER_CANCELLED,
+        shop_domain=shop_domain,
+        natural_key=str(order["id"]),
+        occurred_at=_timestamp(order, ("cancelled_at", "updated_at"), "order"),
+        person=_person(order, _customer(order)),
+        properties=_compact(props),
+    )
+
+
+def map_refund(
+    payload: Mapping[str, Any], *, shop_domain: str, order: PlacedOrder
+) -> CanonicalEvent:
+    """Map a refunds/create payload to order_refunded, keyed on the refund, on the order's
+    person. The refunded amount is the sum of the successful refund transactions.
+
+    Raises MappingError when the refund has no id, no order_id or no time.
+    """
+    refund = _require_mapping(payload, "refund")
+    if refund.get("id") in (None, "") or refund.get("order_id") in (None, ""):
+        raise MappingError("refund has no id or no order_id")
+    amount, currency = _refunded(refund.get("transactions"), order.currency)
+    money = _Amounts(side=PRESENTMENT, plain=PRESENTMENT)
+    items = [
+        _refunded_item(line, money, shop_domain)
+        for line in refund.get("refund_line_items") or []
+        if isinstance(line, Mapping) and isinstance(line.get("line_item"), Mapping)
+    ]
+    net = None
+    if order.revenue is not None:
+        net = _number(Decimal(str(order.revenue)) - Decimal(str(order.refunded_before)) - amount)
+    props: dict[str, Any] = {
+        "order_id": str(refund["order_id"]),
+        "order_name": order.order_name,
+        "refund_id": str(refund["id"]),
+        "refunded_amount": _number(amount),
+        "net_revenue": net,
+        "currency": currency,
+        "note": _text(refund.get("note")),
+        "items": items,
+        "item_count": sum(item["quantity"] for item in items),
+        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        "event_source": "webhook",
+    }
+    return CanonicalEvent(
+        name=EventName.ORDER_REFUNDED,
+        shop_domain=shop_domain,
+        natural_key=str(refund["id"]),
+        occurred_at=_timestamp(refund, ("processed_at", "created_at"), "refund"),
+        person=order.person,
+        properties=_compact(props),
+    )
+
+
+def map_fulfillment(
+    payload: Mapping[str, Any], *, shop_domain: str, order: PlacedOrder
+) -> CanonicalEvent:
+    """Map a fulfillments/create payload to order_fulfilled, keyed on the fulfilment, on the
+    order's person, with the carrier's tracking details.
+
+    Raises MappingError when the fulfilment has no id, no order_id or no created_at.
+    """
+    fulfillment = _require_mapping(payload, "fulfillment")
+    if fulfillment.get("id") in (None, "") or fulfillment.get("order_id") in (None, ""):
+        raise MappingError("fulfillment has no id or no order_id")
+    items = _items(
+        fulfillment.get("line_items"), _Amounts(side=PRESENTMENT, plain=PRESENTMENT), shop_domain
+    )
+    props: dict[str, Any] = {
+        "order_id": str(fulfillment["order_id"]),
+        "order_name": order.order_name or _text(fulfillment.get("name")),
+        "fulfillment_id": str(fulfillment["id"]),
+        "tracking_company": _text(fulfillment.get("tracking_company")),
+        "tracking_number": _first_text(
+            fulfillment.get("tracking_number"), fulfillment.get("tracking_numbers")
+        ),
+        "tracking_url": _url(
+            _first_text(fulfillment.get("tracking_url"), fulfillment.get("tracking_urls"))
+        ),
+        "items": items,
+        "item_count": sum(item["quantity"] for item in items),
+        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        "event_source": "webhook",
+    }
+    return CanonicalEvent(
+        name=EventName.ORDER_FULFILLED,
+        shop_domain=shop_domain,
+        natural_key=str(fulfillment["id"]),
+        occurred_at=_timestamp(fulfillment, ("created_at", "updated_at"), "fulfillment"),
+        person=order.person,
+        properties=_compact(props),
+    )
+
+
+def _refunded(transactions: Any, fallback_currency: str | None) -> tuple[Decimal, str | None]:
+    """The money given back: successful refund transactions, summed, and their currency."""
+    total, currency = _ZERO, None
+    for transaction in transactions if isinstance(transactions, list) else []:
+        if not isinstance(transaction, Mapping) or transaction.get("kind") != "refund":
+            continue
+        if transaction.get("status") not in (None, "success"):
+            continue
+        total += _decimal(transaction.get("amount"), "transactions.amount") or _ZERO
+        currency = currency or _text(transaction.get("currency"))
+    return total, currency or fallback_currency
+
+
+def _refunded_item(line: Mapping[str, Any], money: _Amounts, shop_domain: str) -> dict[str, Any]:
+    """A refund line in the item schema: the refunded quantity and what it refunded."""
+    quantity = _integer(line.get("quantity")) or 0
+    item = _item({**line["line_item"], "quantity": quantity}, money, shop_domain)
+    subtotal = money.get(line, "subtotal")
+    if subtotal is not None:
+        item["line_total"] = _number(subtotal)
+    return item
+
+
+def _first_text(value: Any, values: Any) -> str | None:
+    """`value`, else the first of the list `values` (Shopify sends both shapes)."""
+    if _text(value):
+        return _text(value)
+    if isinstance(values, list):
+        return next(filter(None, map(_text, values)), None)
+    return None
+
+
 # --- people -------------------------------------------------------------------------------
 
 
@@ -188,7 +360,19 @@ def _person(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> Person:
         first_name=_text(customer.get("first_name")),
         last_name=_text(customer.get("last_name")),
         accepts_marketing=_accepts_marketing(payload, customer),
+        phone=_text(customer.get("phone")) or _text(payload.get("phone")),
+        created_at=_unix_seconds(customer.get("created_at")),
     )
+
+
+def _unix_seconds(value: Any) -> int | None:
+    """An ISO time as Unix seconds (Customer.io's created_at), or None when unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(parse_utc(value).timestamp())
+    except ValueError:
+        return None
 
 
 def _email(*candidates: Any) -> str | None:

@@ -15,7 +15,7 @@ from connector.storage.db import StorageUnavailableError
 from connector.storage.inbox import record_delivery
 from jobs import queue
 from jobs.queue import DebouncedKicker
-from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS, PRIVACY_TOPICS
+from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS, PRIVACY_TOPICS, Topic
 from webhooks.verify import MalformedDeliveryError, WebhookError, read_headers, verify_signature
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ def _resource_key(topic: str, payload: dict[str, Any]) -> Any:
     requests (which have neither) the customer's id, else the shop's."""
     if topic in CHECKOUT_TOPICS:
         return payload.get("token")
+    if topic in (Topic.REFUNDS_CREATE, Topic.FULFILLMENTS_CREATE):
+        return payload.get("order_id")  # found in the console by the order it changed
     if topic in PRIVACY_TOPICS:
         customer = payload.get("customer")
         return (customer.get("id") if isinstance(customer, dict) else None) or payload.get(

@@ -12,6 +12,8 @@ class Topic(StrEnum):
     ORDERS_PAID = "orders/paid"
     ORDERS_UPDATED = "orders/updated"
     ORDERS_CANCELLED = "orders/cancelled"
+    REFUNDS_CREATE = "refunds/create"
+    FULFILLMENTS_CREATE = "fulfillments/create"
     CHECKOUTS_CREATE = "checkouts/create"
     CHECKOUTS_UPDATE = "checkouts/update"
     APP_UNINSTALLED = "app/uninstalled"
@@ -27,6 +29,10 @@ class Topic(StrEnum):
 
 ORDER_PLACING_TOPICS = frozenset({Topic.ORDERS_CREATE, Topic.ORDERS_PAID, Topic.ORDERS_UPDATED})
 CHECKOUT_TOPICS = frozenset({Topic.CHECKOUTS_CREATE, Topic.CHECKOUTS_UPDATE})
+# What happens to an order after it was placed: each yields its own event, once.
+ORDER_LIFECYCLE_TOPICS = frozenset(
+    {Topic.ORDERS_CANCELLED, Topic.REFUNDS_CREATE, Topic.FULFILLMENTS_CREATE}
+)
 PRIVACY_TOPICS = frozenset(
     {Topic.CUSTOMERS_DATA_REQUEST, Topic.CUSTOMERS_REDACT, Topic.SHOP_REDACT}
 )

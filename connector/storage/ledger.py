@@ -47,7 +47,12 @@ def claim_first_order(
 
 
 def record_order(
-    session: Session, shop_domain: str, order_id: str, person_key: str, ordered_at: datetime
+    session: Session,
+    shop_domain: str,
+    order_id: str,
+    person_key: str,
+    ordered_at: datetime,
+    total: float | None = None,
 ) -> bool:
     """Count an order for its customer; False when the order was already recorded."""
     values = {
@@ -55,8 +60,30 @@ def record_order(
         "order_id": order_id,
         "person_key": person_key,
         "ordered_at": ordered_at,
+        "total": total,
+        "cancelled": False,
+        "refunded": 0.0,
     }
     return _insert_ignore(session, _table(CustomerOrder), values)
+
+
+def get_order(session: Session, shop_domain: str, order_id: str) -> CustomerOrder | None:
+    """The recorded order (its total, cancellation and refunds), or None."""
+    return session.get(CustomerOrder, (shop_domain, order_id))
+
+
+def mark_cancelled(session: Session, shop_domain: str, order_id: str) -> None:
+    """The order no longer counts towards its customer's orders and spend."""
+    order = get_order(session, shop_domain, order_id)
+    if order is not None:
+        order.cancelled = True
+
+
+def add_refund(session: Session, shop_domain: str, order_id: str, amount: float) -> None:
+    """Take a refund off what the order counts towards its customer's spend."""
+    order = get_order(session, shop_domain, order_id)
+    if order is not None:
+        order.refunded = round((order.refunded or 0.0) + amount, 2)
 
 
 def seed_order(
@@ -78,11 +105,18 @@ def seed_order(
 def order_stats(
     session: Session, shop_domain: str, person_keys: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
-    """The connector's own order count and first/last order dates, per person, in one query."""
+    """The connector's own order count and lifetime spend (both net of cancellations and
+    refunds) and first/last order dates, per person, in one query.
+
+    `total_spent` is None when the total of a counted order is unknown (seeded history).
+    """
+    kept = CustomerOrder.cancelled.is_(False)
     rows = session.execute(
         select(
             CustomerOrder.person_key,
-            func.count(),
+            func.count().filter(kept),
+            func.sum(CustomerOrder.total - CustomerOrder.refunded).filter(kept),
+            func.count(CustomerOrder.total).filter(kept),
             func.min(CustomerOrder.ordered_at),
             func.max(CustomerOrder.ordered_at),
         )
@@ -93,8 +127,13 @@ def order_stats(
         .group_by(CustomerOrder.person_key)
     ).all()
     return {
-        key: {"orders_count": count, "first_order_at": first, "last_order_at": last}
-        for key, count, first, last in rows
+        key: {
+            "orders_count": count,
+            "total_spent": round(float(spent or 0.0), 2) if known == count else None,
+            "first_order_at": first,
+            "last_order_at": last,
+        }
+        for key, count, spent, known, first, last in rows
     }
 
 

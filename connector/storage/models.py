@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -17,6 +18,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -170,7 +173,8 @@ class CustomerLedger(Base):
 
 
 class CustomerOrder(Base):
-    """Every order the connector has placed, per person: its own order count and dates."""
+    """Every order the connector has placed, per person: its own order count and dates, and
+    what the shopper kept of it (cancellations and refunds), for lifetime spend."""
 
     __tablename__ = "customer_orders"
     __table_args__ = (Index("ix_customer_orders_person", "shop_domain", "person_key"),)
@@ -179,6 +183,9 @@ class CustomerOrder(Base):
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_key: Mapped[str] = mapped_column(String(255))
     ordered_at: Mapped[datetime]
+    total: Mapped[float | None] = mapped_column(Float)  # the order's revenue; None: not known
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    refunded: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
 
 
 class StaffUser(Base):

@@ -276,7 +276,7 @@ class FakeShopify:
         scope = (
             self.granted_scope
             if self.granted_scope is not None
-            else "read_orders,read_checkouts,read_customers"
+            else "read_orders,read_checkouts,read_customers,read_fulfillments"
         )
         now = time.time()
         body: dict[str, Any] = {"access_token": access, "scope": scope}
