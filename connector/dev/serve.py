@@ -34,7 +34,9 @@ DEMO_ENV = {
 DEMO_SHOP = "demo-shop.myshopify.com"
 DEMO_SITE_ID, DEMO_API_KEY = "demo-site", "demo-track-key"
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-DEMO_SAMPLES = [  # (file, topic): a placed order, its redelivery, a paid/updated echo, checkouts
+# (file, topic): a placed order, its redelivery, a paid echo, more orders, checkouts, then
+# what happens to #1042 after it was placed: shipped, one item refunded, cancelled.
+DEMO_SAMPLES = [
     ("orders_create_2026-07.json", "orders/create"),
     ("orders_create_2026-07.json", "orders/create"),
     ("orders_create_2026-07.json", "orders/paid"),
@@ -44,6 +46,9 @@ DEMO_SAMPLES = [  # (file, topic): a placed order, its redelivery, a paid/update
     ("checkouts_create_2026-07.json", "checkouts/create"),
     ("checkouts_create_anonymous.json", "checkouts/create"),
     ("checkouts_update_with_email.json", "checkouts/update"),
+    ("fulfillments_create_2026-07.json", "fulfillments/create"),
+    ("refunds_create_2026-07.json", "refunds/create"),
+    ("orders_cancelled_2026-07.json", "orders/cancelled"),
 ]
 
 
@@ -143,18 +148,19 @@ def _wait_until_up(base_url: str, timeout: float = 60) -> None:
     raise click.ClickException(f"the web server did not answer at {base_url}")
 
 
-# The samples' own times; the demo moves them to the last hour (see `_as_if_recent`).
+# The samples' own times; the demo moves them to just now (see `_as_if_recent`).
 SHIFTED_FIELDS = ("created_at", "processed_at", "updated_at", "completed_at", "cancelled_at")
 
 
 def _as_if_recent(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The sample as if it happened within the last hour, its times kept apart as they were.
+    """The sample as if it just happened: its latest time a minute ago, the others as far
+    before it as they were.
 
     Only new purchases are placed (NEW_ORDER_WINDOW_HOURS), and the samples are orders of
     July 2026: posted as they are, they would be recorded and never sent.
     """
-    start = parse_utc(str(payload["created_at"]))
-    shift = (now - timedelta(hours=1)) - start
+    times = [parse_utc(str(payload[field])) for field in SHIFTED_FIELDS if payload.get(field)]
+    shift = (now - timedelta(minutes=1)) - max(times)
     moved = dict(payload)
     for field in SHIFTED_FIELDS:
         if payload.get(field):

@@ -103,11 +103,9 @@ def apply_mapping(stored: Event, event: CanonicalEvent) -> None:
     stored.email = event.person.email
     stored.occurred_at = event.occurred_at
     stored.properties = event.properties
-    stored.reference = (
-        event.properties.get("order_name")
-        if event.name == EventName.ORDER_PLACED
-        else event.natural_key
-    )
+    # What support staff search by: the order's name for everything about an order
+    # (placed, cancelled, refunded, fulfilled), the token for a checkout.
+    stored.reference = event.properties.get("order_name") or event.natural_key
 
 
 def set_validation_result(stored: Event, violations: list[str]) -> None:

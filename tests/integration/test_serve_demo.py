@@ -60,6 +60,8 @@ def test_serve_demo_shows_signed_samples_delivered(tmp_path: Path) -> None:
     assert "-> 200 accepted" in output and "-> 200 duplicate" in output
     assert "customer.io  track order_placed" in output
     assert "customer.io  track checkout_started" in output
+    for name in ("order_fulfilled", "order_refunded", "order_cancelled"):
+        assert f"customer.io  track {name}" in output, output
     events = output.split("events:", 1)[1].splitlines()
     states = [
         line.split()[-1]
