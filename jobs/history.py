@@ -53,7 +53,13 @@ def order_count_lookup(rt: Runtime) -> OrderCountLookup:
 
 
 def seed_order(session: Session, shop_domain: str, node: dict[str, Any]) -> bool:
-    """Record one historical order for its customer; True if the order was new."""
+    """Record one historical order for its customer; True if the order was new.
+
+    Test orders are left out: they are not purchases, so they make nobody a returning
+    customer (the live pipeline excludes them the same way unless the shop includes them).
+    """
+    if node.get("test"):
+        return False
     customer = node.get("customer") or {}
     key = person_key(customer.get("legacyResourceId"), node.get("email") or customer.get("email"))
     if key is None:

@@ -130,6 +130,7 @@ class FakeShopify:
         customer_id: int | None = None,
         email: str | None = None,
         total: str = "25.00",
+        test: bool = False,
     ) -> None:
         """Add an order (as the Admin API's Order node) to the shop's history."""
         when = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -140,7 +141,7 @@ class FakeShopify:
             "createdAt": when,
             "processedAt": when,
             "email": email,
-            "test": False,
+            "test": test,
             "currencyCode": "USD",
             "displayFinancialStatus": "PAID",
             "sourceName": "web",

@@ -67,6 +67,22 @@ def test_returning_customers_are_known_from_300_historical_orders(
     assert people["42"]["orders_count"] == 3  # two historical orders and this one
 
 
+def test_test_orders_in_the_history_make_nobody_a_returning_customer(
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
+) -> None:
+    fake_shopify.add_order(SHOP, 600, START, customer_id=43, test=True)  # the merchant's trial
+    fake_shopify.add_order(SHOP, 601, START, customer_id=44)
+    install(client, SHOP)
+    add_shop(rt, SHOP)
+    run_jobs(rt)
+
+    post_webhook(client, "orders/create", order(20_010, 43, "2026-07-14T10:00:00Z"), "t-1", SHOP)
+    post_webhook(client, "orders/create", order(20_011, 44, "2026-07-14T11:00:00Z"), "t-2", SHOP)
+    run_jobs(rt)
+
+    assert first_order_flags(fake_customerio) == {"20010": True, "20011": False}
+
+
 def test_a_customer_the_ledger_lacks_is_looked_up_in_shopify(
     client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
