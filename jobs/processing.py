@@ -20,6 +20,7 @@ from connector.timeutil import parse_utc, utcnow
 from jobs.lifecycle import handle_lifecycle
 from jobs.orders import OrderCountLookup, place_order, places_order
 from jobs.privacy import erase_if_redacted, has_redactions
+from jobs.shoppers import as_known_customer, known_customers
 from webhooks.canonical import events_for
 from webhooks.mapping import MappingError, PlacedOrder, map_checkout, map_order
 from webhooks.topics import (
@@ -65,15 +66,19 @@ def process_batch(
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
     check_redacted = has_redactions(session, shop_domain)
     events.prefetch_events(session, _event_ids(shop_domain, parsed))
-    purchased = events.purchased_checkouts(session, shop_domain, _checkout_tokens(parsed))
-    placing = Placing(order_count, utcnow() - new_order_window)
+    batch = Batch(
+        order_count=order_count,
+        placed_after=utcnow() - new_order_window,
+        purchased=events.purchased_checkouts(session, shop_domain, _checkout_tokens(parsed)),
+        known_customers=known_customers(session, shop_domain, _webhooks(parsed)),
+    )
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
         for row, payload in parsed:
             if check_redacted and erase_if_redacted(session, row, payload):
                 continue
             try:
-                _handle(session, spec, shop, row, payload, placing, purchased)
+                _handle(session, spec, shop, row, payload, batch)
             except MappingError as exc:
                 inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
     return len(rows)
@@ -95,6 +100,10 @@ def _event_ids(shop_domain: str, parsed: list[tuple[WebhookDelivery, Any]]) -> s
             token = str(payload["checkout_token"])
             ids.add(stable_event_id(shop_domain, EventName.CHECKOUT_STARTED, token))
     return ids
+
+
+def _webhooks(parsed: list[tuple[WebhookDelivery, Any]]) -> list[tuple[str, Any]]:
+    return [(row.topic, payload) for row, payload in parsed]
 
 
 def _checkout_tokens(parsed: list[tuple[WebhookDelivery, Any]]) -> set[str]:
@@ -122,15 +131,14 @@ def _handle(
     shop: Shop | None,
     row: WebhookDelivery,
     payload: dict[str, Any],
-    placing: Placing,
-    purchased: dict[str, str] | None = None,
+    batch: Batch,
 ) -> None:
     if row.topic in ORDER_PLACING_TOPICS:
-        _handle_order(session, spec, shop, row, payload, placing)
+        _handle_order(session, spec, shop, row, payload, batch)
     elif row.topic in ORDER_LIFECYCLE_TOPICS:
-        _handle_order_change(session, spec, shop, row, payload, placing)
+        _handle_order_change(session, spec, shop, row, payload, batch)
     elif row.topic in CHECKOUT_TOPICS:
-        _handle_checkout(session, spec, row, payload, purchased or {})
+        _handle_checkout(session, spec, row, payload, batch)
     else:
         inbox.finish_delivery(row, InboxState.IGNORED, f"topic {row.topic} is not mapped")
 
@@ -141,7 +149,7 @@ def _handle_order(
     shop: Shop | None,
     row: WebhookDelivery,
     payload: dict[str, Any],
-    placing: Placing,
+    batch: Batch,
 ) -> None:
     order_topic = shop.order_topic if shop else Topic.ORDERS_CREATE
     if payload.get("test") and not (shop and shop.include_test_orders):
@@ -153,12 +161,13 @@ def _handle_order(
         inbox.finish_delivery(row, InboxState.PROCESSED, reason)
         return
     [event] = events_for(row.topic, payload, row.shop_domain)
+    event = as_known_customer(event, batch.known_customers)
     _close_checkout_of(session, event)
     existing = events.find_event(session, event.id)
     if existing is not None:
         inbox.finish_delivery(row, InboxState.PROCESSED, "order already placed", existing.id)
         return
-    too_old = _placed_before_the_connector(payload, shop, placing.placed_after)
+    too_old = _placed_before_the_connector(payload, shop, batch.placed_after)
     if too_old is not None:
         inbox.finish_delivery(row, InboxState.PROCESSED, too_old)
         return
@@ -166,19 +175,18 @@ def _handle_order(
         reason = "no customer id and no email: not sent"
         events.add_event(session, event, EventStatus.UNIDENTIFIABLE, reason, row.id)
     else:
-        place_order(
-            session, spec, event, source_delivery_id=row.id, order_count=placing.order_count
-        )
+        place_order(session, spec, event, source_delivery_id=row.id, order_count=batch.order_count)
     inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
 
 
 @dataclass(frozen=True)
-class Placing:
-    """What placing an order needs besides the payload: Shopify's order counts (injected by
-    the worker) and the oldest creation time a live order may have."""
+class Batch:
+    """What handling a batch's rows needs besides each payload."""
 
-    order_count: OrderCountLookup | None
-    placed_after: datetime
+    order_count: OrderCountLookup | None  # Shopify's order counts, injected by the worker
+    placed_after: datetime  # the oldest creation time a live order may have
+    purchased: dict[str, str]  # checkout token -> order placed from it
+    known_customers: dict[str, str]  # guest email -> the customer it belongs to
 
 
 BACKFILL_HINT = "use `connector history backfill` for it"
@@ -211,7 +219,7 @@ def _handle_order_change(
     shop: Shop | None,
     row: WebhookDelivery,
     payload: dict[str, Any],
-    placing: Placing,
+    batch: Batch,
 ) -> None:
     """A cancellation, refund or fulfilment: its own event, once, on the order's person.
 
@@ -230,7 +238,7 @@ def _handle_order_change(
         inbox.finish_delivery(row, InboxState.PROCESSED, reason)
         return
     if placed is None:
-        too_old = _placed_before_the_connector(payload, shop, placing.placed_after)
+        too_old = _placed_before_the_connector(payload, shop, batch.placed_after)
         if too_old is not None:
             inbox.finish_delivery(row, InboxState.PROCESSED, too_old)
             return
@@ -238,6 +246,7 @@ def _handle_order_change(
     [event] = events_for(row.topic, payload, row.shop_domain, order)
     if order is not None:
         event = replace(event, person=order.person)  # the order's person, always
+    event = as_known_customer(event, batch.known_customers)
     existing = events.find_event(session, event.id)
     if existing is not None:
         inbox.finish_delivery(row, InboxState.PROCESSED, f"{event.name} already recorded")
@@ -298,11 +307,12 @@ def _handle_checkout(
     spec: TrackSpec,
     row: WebhookDelivery,
     payload: dict[str, Any],
-    purchased: dict[str, str],
+    batch: Batch,
 ) -> None:
     [event] = events_for(row.topic, payload, row.shop_domain)
+    event = as_known_customer(event, batch.known_customers)
     existing = events.find_event(session, event.id)
-    purchase = _purchase_known(payload, purchased)
+    purchase = _purchase_known(payload, batch.purchased)
     if purchase is not None and (existing is None or existing.status in UNSENT_CHECKOUT):
         # A recovery journey must never start for a shopper who already bought.
         if existing is None:

@@ -352,11 +352,21 @@ def _customer(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return customer if isinstance(customer, Mapping) else {}
 
 
-def _person(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> Person:
+def shopper_of(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(customer id, email) of an order or checkout payload, as its Person will have them."""
+    customer = _customer(payload)
     customer_id = customer.get("id")
+    return (
+        str(customer_id) if customer_id not in (None, "") else None,
+        _email(payload.get("email"), payload.get("contact_email"), customer.get("email")),
+    )
+
+
+def _person(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> Person:
+    customer_id, email = shopper_of(payload)
     return Person(
-        customer_id=str(customer_id) if customer_id not in (None, "") else None,
-        email=_email(payload.get("email"), payload.get("contact_email"), customer.get("email")),
+        customer_id=customer_id,
+        email=email,
         first_name=_text(customer.get("first_name")),
         last_name=_text(customer.get("last_name")),
         accepts_marketing=_accepts_marketing(payload, customer),

@@ -188,6 +188,21 @@ class CustomerOrder(Base):
     refunded: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
 
 
+class ShopperEmail(Base):
+    """Which customer an email belongs to in a shop, learned from payloads carrying both.
+
+    A guest order or checkout with this email then goes to that customer (one person per
+    shopper), and what the ledger held under the email moves to the customer id.
+    """
+
+    __tablename__ = "shopper_emails"
+
+    shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class StaffUser(Base):
     """A support person who may use the console; the password is stored as a Werkzeug hash."""
 

@@ -1,0 +1,90 @@
+"""One person per shopper: the emails each customer id is known by in a shop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connector.storage.db import Session
+from connector.storage.models import CustomerLedger, CustomerOrder, ShopperEmail
+from connector.timeutil import utcnow
+
+
+def link_emails(session: Session, shop_domain: str, customers: Mapping[str, str]) -> set[str]:
+    """Remember which customer id each email belongs to (email -> customer id); return the
+    emails linked for the first time. What the ledger held under those emails (a shopper
+    who bought as a guest first) moves to the customer id, in a few statements per batch.
+
+    An email already linked keeps its first customer id (Shopify allows one customer per
+    email in a shop).
+    """
+    if not customers:
+        return set()
+    now = utcnow()
+    table = ShopperEmail.__table__
+    assert isinstance(table, Table)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    rows = [
+        {"shop_domain": shop_domain, "email": email, "customer_id": customer, "linked_at": now}
+        for email, customer in sorted(customers.items())
+    ]
+    statement = insert(table).values(rows).on_conflict_do_nothing().returning(table.c.email)
+    linked = {str(email) for email in session.scalars(statement)}
+    if linked:
+        _move_ledger(session, shop_domain, {email: customers[email] for email in linked})
+    return linked
+
+
+def customers_for(session: Session, shop_domain: str, emails: Iterable[str]) -> dict[str, str]:
+    """email -> customer id, for the emails a customer is known by (one query)."""
+    wanted = sorted(set(emails))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(ShopperEmail.email, ShopperEmail.customer_id).where(
+            ShopperEmail.shop_domain == shop_domain, ShopperEmail.email.in_(wanted)
+        )
+    )
+    return {str(email): str(customer) for email, customer in rows}
+
+
+def _move_ledger(session: Session, shop_domain: str, customers: Mapping[str, str]) -> None:
+    """Re-key a guest's orders and first-order claim from the email to the customer id."""
+    emails = sorted(customers)
+    held = session.scalars(
+        select(CustomerLedger).where(
+            CustomerLedger.shop_domain == shop_domain, CustomerLedger.person_key.in_(emails)
+        )
+    ).all()
+    for guest in held:
+        customer = customers[guest.person_key]
+        account = session.get(CustomerLedger, (shop_domain, customer))
+        if account is None:
+            session.add(
+                CustomerLedger(
+                    shop_domain=shop_domain,
+                    person_key=customer,
+                    first_order_id=guest.first_order_id,
+                    first_order_at=guest.first_order_at,
+                    decided_at=utcnow(),
+                )
+            )
+        elif guest.first_order_at < account.first_order_at:  # the guest order came first
+            account.first_order_id = guest.first_order_id
+            account.first_order_at = guest.first_order_at
+        session.delete(guest)
+    with_orders = session.scalars(
+        select(CustomerOrder.person_key)
+        .where(CustomerOrder.shop_domain == shop_domain, CustomerOrder.person_key.in_(emails))
+        .distinct()
+    ).all()
+    for email in with_orders:
+        session.execute(
+            update(CustomerOrder)
+            .where(CustomerOrder.shop_domain == shop_domain, CustomerOrder.person_key == email)
+            .values(person_key=customers[email])
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()  # the ledger's next look-ups (session.get) must see the moved rows
