@@ -41,16 +41,20 @@ def place_order(
     *,
     source_delivery_id: int | None = None,
     order_count: OrderCountLookup | None = None,
+    later_orders: int = 0,
 ) -> Event:
     """Store a mapped, identified order_placed: decide `is_first_order`, count the order
     for its customer, and add the event validated against the spec (pending or quarantined).
+
+    `later_orders`: orders of the same customer placed after this one that Shopify already
+    counts (they wait in the same batch), taken off Shopify's live order count.
 
     Raises ValueError for an order without a person (the caller decides what that means).
     """
     person_key = event.person.id
     if person_key is None:
         raise ValueError("an order without a customer id or email cannot be placed")
-    first = decide_first_order(session, event, person_key, order_count)
+    first = decide_first_order(session, event, person_key, order_count, later_orders)
     revenue = event.properties.get("revenue")
     total = float(revenue) if isinstance(revenue, int | float) else None
     ledger.record_order(
@@ -72,6 +76,7 @@ def decide_first_order(
     event: CanonicalEvent,
     person_key: str,
     order_count: OrderCountLookup | None = None,
+    later_orders: int = 0,
 ) -> bool:
     """True only for the person's first order; decided once, atomically, in the database.
 
@@ -83,9 +88,10 @@ def decide_first_order(
     """
     first_id = ledger.first_order_id(session, event.shop_domain, person_key)
     if first_id is None:
-        hint = event.order_count_hint
+        hint = event.order_count_hint  # a snapshot taken when the order was placed
         if hint is None and order_count is not None and event.person.customer_id:
-            hint = order_count(event.shop_domain, event.person.customer_id)
+            live = order_count(event.shop_domain, event.person.customer_id)
+            hint = live - later_orders if live is not None else None
         candidate = ledger.PRIOR_ORDER if hint is not None and hint > 1 else event.natural_key
         first_id = ledger.claim_first_order(
             session, event.shop_domain, person_key, candidate, event.occurred_at

@@ -22,7 +22,7 @@ from jobs.orders import OrderCountLookup, place_order, places_order
 from jobs.privacy import erase_if_redacted, has_redactions
 from jobs.shoppers import as_known_customer, known_customers
 from webhooks.canonical import events_for
-from webhooks.mapping import MappingError, PlacedOrder, map_checkout, map_order
+from webhooks.mapping import MappingError, PlacedOrder, map_checkout, map_order, shopper_of
 from webhooks.topics import (
     CHECKOUT_TOPICS,
     LIFECYCLE_TOPICS,
@@ -71,6 +71,7 @@ def process_batch(
         placed_after=utcnow() - new_order_window,
         purchased=events.purchased_checkouts(session, shop_domain, _checkout_tokens(parsed)),
         known_customers=known_customers(session, shop_domain, _webhooks(parsed)),
+        later_orders=_later_orders(parsed),
     )
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
@@ -100,6 +101,30 @@ def _event_ids(shop_domain: str, parsed: list[tuple[WebhookDelivery, Any]]) -> s
             token = str(payload["checkout_token"])
             ids.add(stable_event_id(shop_domain, EventName.CHECKOUT_STARTED, token))
     return ids
+
+
+def _later_orders(parsed: list[tuple[WebhookDelivery, Any]]) -> dict[str, int]:
+    """Order id -> how many other orders of its customer come after it in the batch.
+
+    Shopify's live order count already includes orders that wait in this batch; the
+    earliest of them must not be taken for a returning customer's order because of them.
+    `parsed` is in the shopper's order; redeliveries of one order count once.
+    """
+    by_customer: dict[str, list[str]] = {}
+    for row, payload in parsed:
+        if row.topic not in ORDER_PLACING_TOPICS or not isinstance(payload, dict):
+            continue
+        customer_id, _ = shopper_of(payload)
+        order_id = payload.get("id")
+        if customer_id and order_id not in (None, ""):
+            orders = by_customer.setdefault(customer_id, [])
+            if str(order_id) not in orders:
+                orders.append(str(order_id))
+    return {
+        order_id: len(orders) - position - 1
+        for orders in by_customer.values()
+        for position, order_id in enumerate(orders)
+    }
 
 
 def _webhooks(parsed: list[tuple[WebhookDelivery, Any]]) -> list[tuple[str, Any]]:
@@ -175,7 +200,14 @@ def _handle_order(
         reason = "no customer id and no email: not sent"
         events.add_event(session, event, EventStatus.UNIDENTIFIABLE, reason, row.id)
     else:
-        place_order(session, spec, event, source_delivery_id=row.id, order_count=batch.order_count)
+        place_order(
+            session,
+            spec,
+            event,
+            source_delivery_id=row.id,
+            order_count=batch.order_count,
+            later_orders=batch.later_orders.get(event.natural_key, 0),
+        )
     inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
 
 
@@ -187,6 +219,7 @@ class Batch:
     placed_after: datetime  # the oldest creation time a live order may have
     purchased: dict[str, str]  # checkout token -> order placed from it
     known_customers: dict[str, str]  # guest email -> the customer it belongs to
+    later_orders: dict[str, int]  # order id -> the customer's orders after it in the batch
 
 
 BACKFILL_HINT = "use `connector history backfill` for it"

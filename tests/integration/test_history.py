@@ -100,6 +100,24 @@ def test_a_customer_the_ledger_lacks_is_looked_up_in_shopify(
     assert lookup["variables"]["id"] == "gid://shopify/Customer/900"
 
 
+def test_two_orders_of_a_new_customer_in_one_batch_make_the_earlier_one_first(
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
+) -> None:
+    install(client, SHOP)
+    add_shop(rt, SHOP)
+    run_jobs(rt)  # empty history
+    # Shopify already counts both when the connector asks (numberOfOrders = 2).
+    fake_shopify.add_order(SHOP, 20_021, START + timedelta(days=500), customer_id=910)
+    fake_shopify.add_order(SHOP, 20_022, START + timedelta(days=501), customer_id=910)
+
+    post_webhook(client, "orders/create", order(20_022, 910, "2026-07-14T11:00:00Z"), "b-2", SHOP)
+    post_webhook(client, "orders/paid", order(20_022, 910, "2026-07-14T11:00:00Z"), "b-3", SHOP)
+    post_webhook(client, "orders/create", order(20_021, 910, "2026-07-14T10:00:00Z"), "b-1", SHOP)
+    run_jobs(rt)
+
+    assert first_order_flags(fake_customerio) == {"20021": True, "20022": False}
+
+
 def test_unreachable_shopify_retries_the_job_instead_of_guessing(
     client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
