@@ -45,6 +45,12 @@ class Person:
     accepts_marketing: bool | None = None
     phone: str | None = None
     created_at: int | None = None  # when the customer account was created (Unix seconds)
+    # Marketing consent as this payload tells it: Shopify's state ("subscribed",
+    # "not_subscribed", "unsubscribed", "pending", ...) and as of when (Unix seconds).
+    email_consent: str | None = None
+    email_consent_at: int | None = None
+    sms_consent: str | None = None
+    sms_consent_at: int | None = None
 
     @property
     def id(self) -> str | None:

@@ -31,6 +31,7 @@ from connector.storage import events
 from connector.storage.db import Sessions, transaction
 from connector.storage.ledger import order_stats
 from connector.storage.models import Event, Shop
+from connector.storage.shoppers import consents_for
 from connector.storage.shops import get_shop
 from connector.timeutil import utcnow
 from jobs import retry
@@ -52,8 +53,17 @@ def _seconds(moment: datetime | None) -> int | None:
     return int(moment.timestamp()) if moment else None
 
 
+def _accepts(state: str | None) -> bool | None:
+    """Shopify's consent state as a yes/no; None when it says neither (pending, unknown)."""
+    if state == "subscribed":
+        return True
+    if state in ("not_subscribed", "unsubscribed"):
+        return False
+    return None
+
+
 def build_operations(
-    event: Event, stats: dict[str, Any] | None
+    event: Event, stats: dict[str, Any] | None, consents: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The identify and track operations for one event (what the console shows as sent).
 
@@ -62,6 +72,8 @@ def build_operations(
     checkout) gets no `orders_count` rather than a 0 that would reset their profile.
     """
     stats = stats or {}
+    email_consent = (consents or {}).get("email") or (event.person or {}).get("email_consent")
+    sms_consent = (consents or {}).get("sms") or (event.person or {}).get("sms_consent")
     assert event.person_id is not None
     person = event.person or {}
     identifiers = identifiers_for(event.person_id)
@@ -69,7 +81,13 @@ def build_operations(
         "email": person.get("email"),
         "first_name": person.get("first_name"),
         "last_name": person.get("last_name"),
-        "accepts_marketing": person.get("accepts_marketing"),
+        "accepts_marketing": _accepts(email_consent),
+        "email_marketing_consent": email_consent,
+        "accepts_sms_marketing": _accepts(sms_consent),
+        "sms_marketing_consent": sms_consent,
+        # Only ever set to true: an unsubscribe made in Customer.io must never be undone
+        # by an order whose consent Shopify still shows as subscribed.
+        "unsubscribed": True if email_consent == "unsubscribed" else None,
         "shopify_customer_id": person.get("customer_id"),
         "shopify_shop": event.shop_domain,
         "phone": person.get("phone"),
@@ -119,11 +137,16 @@ class Deliverer:
                 claimed = events.claim_due_events(
                     session, shop_domain, self.policy.batch_size, self.policy.lease_seconds
                 )
-                stats = order_stats(
-                    session, shop_domain, [e.person_id for e in claimed if e.person_id]
-                )
+                people = [e.person_id for e in claimed if e.person_id]
+                stats = order_stats(session, shop_domain, people)
+                consents = consents_for(session, shop_domain, people)
                 operations = [
-                    build_operations(event, stats.get(event.person_id or "")) for event in claimed
+                    build_operations(
+                        event,
+                        stats.get(event.person_id or ""),
+                        consents.get(event.person_id or ""),
+                    )
+                    for event in claimed
                 ]
                 event_ids = [event.id for event in claimed]
             if not event_ids:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, fields, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.events import CanonicalEvent, EventName, Person, stable_event_id
@@ -15,6 +15,7 @@ from connector.statuses import EventStatus, InboxState
 from connector.storage import events, inbox, ledger
 from connector.storage.db import Session
 from connector.storage.models import Event, Shop, WebhookDelivery
+from connector.storage.shoppers import record_consents
 from connector.storage.shops import get_shop
 from connector.timeutil import parse_utc, utcnow
 from jobs.lifecycle import handle_lifecycle
@@ -82,6 +83,7 @@ def process_batch(
                 _handle(session, spec, shop, row, payload, batch)
             except MappingError as exc:
                 inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
+    record_consents(session, shop_domain, batch.consents)
     return len(rows)
 
 
@@ -187,6 +189,7 @@ def _handle_order(
         return
     [event] = events_for(row.topic, payload, row.shop_domain)
     event = as_known_customer(event, batch.known_customers)
+    batch.note_consents(event)
     _close_checkout_of(session, event)
     existing = events.find_event(session, event.id)
     if existing is not None:
@@ -220,6 +223,24 @@ class Batch:
     purchased: dict[str, str]  # checkout token -> order placed from it
     known_customers: dict[str, str]  # guest email -> the customer it belongs to
     later_orders: dict[str, int]  # order id -> the customer's orders after it in the batch
+    # (person key, channel) -> (consent state, as of): the batch's newest, stored at its end
+    consents: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
+
+    def note_consents(self, event: CanonicalEvent) -> None:
+        """Keep the newest consent per person and channel that the batch's events carry."""
+        person = event.person
+        if person.id is None:
+            return
+        for channel, state, at in (
+            ("email", person.email_consent, person.email_consent_at),
+            ("sms", person.sms_consent, person.sms_consent_at),
+        ):
+            if state is None or at is None:
+                continue
+            as_of = datetime.fromtimestamp(at, UTC)
+            known = self.consents.get((person.id, channel))
+            if known is None or known[1] < as_of:
+                self.consents[(person.id, channel)] = (state, as_of)
 
 
 BACKFILL_HINT = "use `connector history backfill` for it"
@@ -344,6 +365,7 @@ def _handle_checkout(
 ) -> None:
     [event] = events_for(row.topic, payload, row.shop_domain)
     event = as_known_customer(event, batch.known_customers)
+    batch.note_consents(event)
     existing = events.find_event(session, event.id)
     purchase = _purchase_known(payload, batch.purchased)
     if purchase is not None and (existing is None or existing.status in UNSENT_CHECKOUT):

@@ -372,7 +372,38 @@ def _person(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> Person:
         accepts_marketing=_accepts_marketing(payload, customer),
         phone=_text(customer.get("phone")) or _text(payload.get("phone")),
         created_at=_unix_seconds(customer.get("created_at")),
+        **_consents(payload, customer),
     )
+
+
+def _consents(payload: Mapping[str, Any], customer: Mapping[str, Any]) -> dict[str, Any]:
+    """Email and SMS marketing consent, each with the time it holds from.
+
+    The customer's consent objects are Shopify's record (with consent_updated_at). The
+    checkout's buyer_accepts_* boxes only add consent when ticked, as of the payload's time:
+    an unticked box does not unsubscribe a subscribed customer.
+    """
+    when = next(
+        (
+            seconds
+            for field in ("processed_at", "updated_at", "created_at")
+            if (seconds := _unix_seconds(payload.get(field))) is not None
+        ),
+        None,
+    )
+    found: dict[str, Any] = {}
+    for channel, consent_field, box in (
+        ("email", "email_marketing_consent", "buyer_accepts_marketing"),
+        ("sms", "sms_marketing_consent", "buyer_accepts_sms_marketing"),
+    ):
+        consent = customer.get(consent_field)
+        if isinstance(consent, Mapping) and _text(consent.get("state")):
+            at = _unix_seconds(consent.get("consent_updated_at")) or when
+            found[f"{channel}_consent"] = str(consent["state"]).strip().lower()
+            found[f"{channel}_consent_at"] = at
+        elif payload.get(box) is True:
+            found[f"{channel}_consent"], found[f"{channel}_consent_at"] = "subscribed", when
+    return found
 
 
 def _unix_seconds(value: Any) -> int | None:

@@ -203,6 +203,22 @@ class ShopperEmail(Base):
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ShopperConsent(Base):
+    """A shopper's newest marketing consent per channel ("email", "sms"), and as of when.
+
+    Orders and checkouts are processed out of order and replayed; keeping the time of each
+    consent lets the newest one win, so an old order can never flip it back.
+    """
+
+    __tablename__ = "shopper_consents"
+
+    shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    person_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    as_of: Mapped[datetime]
+
+
 class StaffUser(Base):
     """A support person who may use the console; the password is stored as a Werkzeug hash."""
 

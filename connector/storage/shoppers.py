@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.storage.db import Session
-from connector.storage.models import CustomerLedger, CustomerOrder, ShopperEmail
+from connector.storage.models import CustomerLedger, CustomerOrder, ShopperConsent, ShopperEmail
 from connector.timeutil import utcnow
 
 
@@ -88,3 +89,52 @@ def _move_ledger(session: Session, shop_domain: str, customers: Mapping[str, str
             .execution_options(synchronize_session=False)
         )
     session.flush()  # the ledger's next look-ups (session.get) must see the moved rows
+
+
+def record_consents(
+    session: Session, shop_domain: str, consents: Mapping[tuple[str, str], tuple[str, datetime]]
+) -> None:
+    """Store (person key, channel) -> (state, as of); a stored consent that is newer wins.
+
+    One statement for a whole batch: an upsert that only overwrites an older consent.
+    """
+    if not consents:
+        return
+    table = ShopperConsent.__table__
+    assert isinstance(table, Table)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    insert = (postgresql.insert if postgres else sqlite.insert)(table)
+    rows = [
+        {
+            "shop_domain": shop_domain,
+            "person_key": key,
+            "channel": channel,
+            "state": state,
+            "as_of": at,
+        }
+        for (key, channel), (state, at) in sorted(consents.items())
+    ]
+    statement = insert.values(rows).on_conflict_do_update(
+        index_elements=["shop_domain", "person_key", "channel"],
+        set_={"state": insert.excluded.state, "as_of": insert.excluded.as_of},
+        where=table.c.as_of < insert.excluded.as_of,
+    )
+    session.execute(statement)
+
+
+def consents_for(
+    session: Session, shop_domain: str, person_keys: Iterable[str]
+) -> dict[str, dict[str, str]]:
+    """person key -> {channel: newest state}, in one query."""
+    keys = sorted(set(person_keys))
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(ShopperConsent.person_key, ShopperConsent.channel, ShopperConsent.state).where(
+            ShopperConsent.shop_domain == shop_domain, ShopperConsent.person_key.in_(keys)
+        )
+    )
+    found: dict[str, dict[str, str]] = {}
+    for key, channel, state in rows:
+        found.setdefault(str(key), {})[str(channel)] = str(state)
+    return found
