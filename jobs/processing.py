@@ -15,15 +15,24 @@ from connector.statuses import EventStatus, InboxState
 from connector.storage import events, inbox, ledger
 from connector.storage.db import Session
 from connector.storage.models import Event, Shop, WebhookDelivery
+from connector.storage.products import forget_products
 from connector.storage.shoppers import record_consents
 from connector.storage.shops import get_shop
 from connector.timeutil import parse_utc, utcnow
 from jobs.lifecycle import handle_lifecycle
 from jobs.orders import OrderCountLookup, place_order, places_order
 from jobs.privacy import erase_if_redacted, has_redactions
+from jobs.products import ProductFetch, product_ids, products_for
 from jobs.shoppers import as_known_customer, known_customers
 from webhooks.canonical import events_for
-from webhooks.mapping import MappingError, PlacedOrder, map_checkout, map_order, shopper_of
+from webhooks.mapping import (
+    MappingError,
+    PlacedOrder,
+    ProductInfo,
+    map_checkout,
+    map_order,
+    shopper_of,
+)
 from webhooks.topics import (
     CHECKOUT_TOPICS,
     LIFECYCLE_TOPICS,
@@ -47,6 +56,7 @@ def process_batch(
     limit: int = 200,
     order_count: OrderCountLookup | None = None,
     new_order_window: timedelta = DEFAULT_NEW_ORDER_WINDOW,
+    product_fetch: ProductFetch | None = None,
 ) -> int:
     """Process up to `limit` received inbox rows of one shop; return how many were handled.
 
@@ -73,6 +83,9 @@ def process_batch(
         purchased=events.purchased_checkouts(session, shop_domain, _checkout_tokens(parsed)),
         known_customers=known_customers(session, shop_domain, _webhooks(parsed)),
         later_orders=_later_orders(parsed),
+        products=products_for(
+            session, shop_domain, product_ids(p for _, p in parsed), product_fetch
+        ),
     )
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
@@ -166,8 +179,17 @@ def _handle(
         _handle_order_change(session, spec, shop, row, payload, batch)
     elif row.topic in CHECKOUT_TOPICS:
         _handle_checkout(session, spec, row, payload, batch)
+    elif row.topic == Topic.PRODUCTS_UPDATE:
+        _forget_product(row, payload, session)
     else:
         inbox.finish_delivery(row, InboxState.IGNORED, f"topic {row.topic} is not mapped")
+
+
+def _forget_product(row: WebhookDelivery, payload: dict[str, Any], session: Session) -> None:
+    """products/update: the next order with this product asks the Admin API again."""
+    if payload.get("id") not in (None, ""):
+        forget_products(session, row.shop_domain, [str(payload["id"])])
+    inbox.finish_delivery(row, InboxState.PROCESSED, "product details will be looked up again")
 
 
 def _handle_order(
@@ -187,7 +209,7 @@ def _handle_order(
         reason = f"recorded: the shop places orders on {order_topic}"
         inbox.finish_delivery(row, InboxState.PROCESSED, reason)
         return
-    [event] = events_for(row.topic, payload, row.shop_domain)
+    [event] = events_for(row.topic, payload, row.shop_domain, products=batch.products)
     event = as_known_customer(event, batch.known_customers)
     batch.note_consents(event)
     _close_checkout_of(session, event)
@@ -223,6 +245,7 @@ class Batch:
     purchased: dict[str, str]  # checkout token -> order placed from it
     known_customers: dict[str, str]  # guest email -> the customer it belongs to
     later_orders: dict[str, int]  # order id -> the customer's orders after it in the batch
+    products: dict[str, ProductInfo]  # product id -> Admin API details (may be missing)
     # (person key, channel) -> (consent state, as of): the batch's newest, stored at its end
     consents: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
 
@@ -297,7 +320,7 @@ def _handle_order_change(
             inbox.finish_delivery(row, InboxState.PROCESSED, too_old)
             return
     order = _placed_order(session, placed) if placed is not None else None
-    [event] = events_for(row.topic, payload, row.shop_domain, order)
+    [event] = events_for(row.topic, payload, row.shop_domain, order, batch.products)
     if order is not None:
         event = replace(event, person=order.person)  # the order's person, always
     event = as_known_customer(event, batch.known_customers)
@@ -363,7 +386,7 @@ def _handle_checkout(
     payload: dict[str, Any],
     batch: Batch,
 ) -> None:
-    [event] = events_for(row.topic, payload, row.shop_domain)
+    [event] = events_for(row.topic, payload, row.shop_domain, products=batch.products)
     event = as_known_customer(event, batch.known_customers)
     batch.note_consents(event)
     existing = events.find_event(session, event.id)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from connector import runtime
 from connector.storage.db import transaction
-from jobs import history, queue
+from jobs import history, products, queue
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work
 from jobs.processing import process_batch
@@ -24,13 +24,19 @@ def process_inbox(shop_domain: str) -> int:
     handled = 0
     lookup = history.order_count_lookup(rt)  # asks Shopify about customers the ledger lacks
     window = timedelta(hours=rt.settings.new_order_window_hours)
+    product_fetch = products.product_fetch(rt)  # product details for the emails
     deadline = time.monotonic() + queue.DRAIN_SECONDS
     # One mapper per shop at a time, so first orders are decided in the shopper's order.
     with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
         while True:
             with transaction(rt.sessions) as session:
                 count = process_batch(
-                    session, rt.spec, shop_domain, order_count=lookup, new_order_window=window
+                    session,
+                    rt.spec,
+                    shop_domain,
+                    order_count=lookup,
+                    new_order_window=window,
+                    product_fetch=product_fetch,
                 )
             if not count:
                 break

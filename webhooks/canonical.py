@@ -10,6 +10,7 @@ from connector.events import CanonicalEvent, Person
 from webhooks.mapping import (
     MappingError,
     PlacedOrder,
+    ProductInfo,
     map_cancellation,
     map_checkout,
     map_fulfillment,
@@ -31,6 +32,7 @@ def events_for(
     payload: Mapping[str, Any],
     shop_domain: str,
     placed_order: PlacedOrder | None = None,
+    products: Mapping[str, ProductInfo] | None = None,
 ) -> list[CanonicalEvent]:
     """The canonical events a webhook of `topic` maps to, before any per-shop decision.
 
@@ -44,15 +46,15 @@ def events_for(
     """
     order = placed_order or UNKNOWN_ORDER
     if topic in ORDER_PLACING_TOPICS:
-        return [map_order(payload, shop_domain=shop_domain)]
+        return [map_order(payload, shop_domain=shop_domain, products=products)]
     if topic in CHECKOUT_TOPICS:
-        return [map_checkout(payload, shop_domain=shop_domain)]
+        return [map_checkout(payload, shop_domain=shop_domain, products=products)]
     if topic == Topic.ORDERS_CANCELLED:
-        return [map_cancellation(payload, shop_domain=shop_domain)]
+        return [map_cancellation(payload, shop_domain=shop_domain, products=products)]
     if topic == Topic.REFUNDS_CREATE:
-        return [map_refund(payload, shop_domain=shop_domain, order=order)]
+        return [map_refund(payload, shop_domain=shop_domain, order=order, products=products)]
     if topic == Topic.FULFILLMENTS_CREATE:
-        return [map_fulfillment(payload, shop_domain=shop_domain, order=order)]
+        return [map_fulfillment(payload, shop_domain=shop_domain, order=order, products=products)]
     if topic in KNOWN_TOPICS:
         return []
     raise UnhandledTopicError(f"the connector does not handle the topic {topic}")

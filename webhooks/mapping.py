@@ -18,7 +18,7 @@ from connector.timeutil import parse_utc
 from webhooks.attribution import attribution
 
 # Keep in sync with items_schema_version in spec.yaml (a unit test checks they agree).
-ITEMS_SCHEMA_VERSION = 1
+ITEMS_SCHEMA_VERSION = 2  # 2: product_type and product_tags
 
 EVENT_SOURCES = ("webhook", "backfill", "replay")
 
@@ -57,7 +57,11 @@ def channel_for(source_name: str | None) -> str:
 
 
 def map_order(
-    payload: Mapping[str, Any], *, shop_domain: str, event_source: str = "webhook"
+    payload: Mapping[str, Any],
+    *,
+    shop_domain: str,
+    event_source: str = "webhook",
+    products: Mapping[str, ProductInfo] | None = None,
 ) -> CanonicalEvent:
     """Map an orders/* payload to order_placed (without is_first_order: the caller adds it).
 
@@ -73,7 +77,7 @@ def map_order(
     # Plain order amounts are the shop's; the shopper's live in the *_set twins.
     shop = _Amounts(side=SHOP, plain=SHOP)
     shopper = _Amounts(side=PRESENTMENT, plain=SHOP) if currency != shop_currency else shop
-    items = _items(order.get("line_items"), shopper, shop_domain)
+    items = _items(order.get("line_items"), shopper, _Catalog(shop_domain, products))
 
     props: dict[str, Any] = {
         "order_id": str(order["id"]),
@@ -120,7 +124,11 @@ def map_order(
 
 
 def map_checkout(
-    payload: Mapping[str, Any], *, shop_domain: str, event_source: str = "webhook"
+    payload: Mapping[str, Any],
+    *,
+    shop_domain: str,
+    event_source: str = "webhook",
+    products: Mapping[str, ProductInfo] | None = None,
 ) -> CanonicalEvent:
     """Map a checkouts/create|update payload to checkout_started, keyed on the checkout token.
 
@@ -136,7 +144,7 @@ def map_checkout(
     currency = _text(checkout.get("presentment_currency")) or shop_currency
     # Plain checkout amounts are the shopper's; shop amounts exist only in *_set twins.
     shopper = _Amounts(side=PRESENTMENT, plain=PRESENTMENT)
-    items = _items(checkout.get("line_items"), shopper, shop_domain)
+    items = _items(checkout.get("line_items"), shopper, _Catalog(shop_domain, products))
 
     props: dict[str, Any] = {
         "checkout_id": token,
@@ -190,7 +198,12 @@ class PlacedOrder:
     refunded_before: float = 0.0
 
 
-def map_cancellation(payload: Mapping[str, Any], *, shop_domain: str) -> CanonicalEvent:
+def map_cancellation(
+    payload: Mapping[str, Any],
+    *,
+    shop_domain: str,
+    products: Mapping[str, ProductInfo] | None = None,
+) -> CanonicalEvent:
     """Map an orders/cancelled payload (the whole order) to order_cancelled, keyed on the order.
 
     Raises MappingError when the order has no id or no cancelled_at/updated_at time.
@@ -205,7 +218,7 @@ def map_cancellation(payload: Mapping[str, Any], *, shop_domain: str) -> Canonic
         if currency != shop_currency
         else _Amounts(side=SHOP, plain=SHOP)
     )
-    items = _items(order.get("line_items"), shopper, shop_domain)
+    items = _items(order.get("line_items"), shopper, _Catalog(shop_domain, products))
     props: dict[str, Any] = {
         "order_id": str(order["id"]),
         "order_name": _text(order.get("name")),
@@ -229,7 +242,11 @@ def map_cancellation(payload: Mapping[str, Any], *, shop_domain: str) -> Canonic
 
 
 def map_refund(
-    payload: Mapping[str, Any], *, shop_domain: str, order: PlacedOrder
+    payload: Mapping[str, Any],
+    *,
+    shop_domain: str,
+    order: PlacedOrder,
+    products: Mapping[str, ProductInfo] | None = None,
 ) -> CanonicalEvent:
     """Map a refunds/create payload to order_refunded, keyed on the refund, on the order's
     person. The refunded amount is the sum of the successful refund transactions.
@@ -242,7 +259,7 @@ def map_refund(
     amount, currency = _refunded(refund.get("transactions"), order.currency)
     money = _Amounts(side=PRESENTMENT, plain=PRESENTMENT)
     items = [
-        _refunded_item(line, money, shop_domain)
+        _refunded_item(line, money, _Catalog(shop_domain, products))
         for line in refund.get("refund_line_items") or []
         if isinstance(line, Mapping) and isinstance(line.get("line_item"), Mapping)
     ]
@@ -273,7 +290,11 @@ def map_refund(
 
 
 def map_fulfillment(
-    payload: Mapping[str, Any], *, shop_domain: str, order: PlacedOrder
+    payload: Mapping[str, Any],
+    *,
+    shop_domain: str,
+    order: PlacedOrder,
+    products: Mapping[str, ProductInfo] | None = None,
 ) -> CanonicalEvent:
     """Map a fulfillments/create payload to order_fulfilled, keyed on the fulfilment, on the
     order's person, with the carrier's tracking details.
@@ -283,9 +304,8 @@ def map_fulfillment(
     fulfillment = _require_mapping(payload, "fulfillment")
     if fulfillment.get("id") in (None, "") or fulfillment.get("order_id") in (None, ""):
         raise MappingError("fulfillment has no id or no order_id")
-    items = _items(
-        fulfillment.get("line_items"), _Amounts(side=PRESENTMENT, plain=PRESENTMENT), shop_domain
-    )
+    money = _Amounts(side=PRESENTMENT, plain=PRESENTMENT)
+    items = _items(fulfillment.get("line_items"), money, _Catalog(shop_domain, products))
     props: dict[str, Any] = {
         "order_id": str(fulfillment["order_id"]),
         "order_name": order.order_name or _text(fulfillment.get("name")),
@@ -325,10 +345,10 @@ def _refunded(transactions: Any, fallback_currency: str | None) -> tuple[Decimal
     return total, currency or fallback_currency
 
 
-def _refunded_item(line: Mapping[str, Any], money: _Amounts, shop_domain: str) -> dict[str, Any]:
+def _refunded_item(line: Mapping[str, Any], money: _Amounts, catalog: _Catalog) -> dict[str, Any]:
     """A refund line in the item schema: the refunded quantity and what it refunded."""
     quantity = _integer(line.get("quantity")) or 0
-    item = _item({**line["line_item"], "quantity": quantity}, money, shop_domain)
+    item = _item({**line["line_item"], "quantity": quantity}, money, catalog)
     subtotal = money.get(line, "subtotal")
     if subtotal is not None:
         item["line_total"] = _number(subtotal)
@@ -513,21 +533,44 @@ def _number(amount: Decimal) -> float:
 # --- items --------------------------------------------------------------------------------
 
 
-def _items(lines: Any, money: _Amounts, shop_domain: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ProductInfo:
+    """What the Admin API tells about a product beyond the webhook's line (looked up and
+    cached by the worker): for pictures and links in recovery emails, and branching."""
+
+    product_url: str | None = None
+    image_url: str | None = None
+    product_type: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    shop_domain: str
+    products: Mapping[str, ProductInfo] | None
+
+    def get(self, product_id: str | None) -> ProductInfo:
+        return (self.products or {}).get(product_id or "") or ProductInfo()
+
+
+def _items(lines: Any, money: _Amounts, catalog: _Catalog) -> list[dict[str, Any]]:
     if not isinstance(lines, list):
         return []
-    return [_item(line, money, shop_domain) for line in lines if isinstance(line, Mapping)]
+    return [_item(line, money, catalog) for line in lines if isinstance(line, Mapping)]
 
 
-def _item(line: Mapping[str, Any], money: _Amounts, shop_domain: str) -> dict[str, Any]:
+def _item(line: Mapping[str, Any], money: _Amounts, catalog: _Catalog) -> dict[str, Any]:
     """One order or checkout line in the spec's item schema (None fields dropped)."""
     quantity = _integer(line.get("quantity")) or 0
     price = money.get(line, "price") or _ZERO
     line_price = money.get(line, "line_price")  # checkouts only: price x quantity
     gross = line_price if line_price is not None else price * quantity
     handle = _text(line.get("handle"))
+    product_id = _id(line.get("product_id"))
+    product = catalog.get(product_id)
+    handle_url = f"https://{catalog.shop_domain}/products/{handle}" if handle else None
     item: dict[str, Any] = {
-        "product_id": _id(line.get("product_id")),
+        "product_id": product_id,
         "variant_id": _id(line.get("variant_id")),
         "sku": _text(line.get("sku")),
         "name": _text(line.get("title")) or _text(line.get("name")) or "",
@@ -536,8 +579,10 @@ def _item(line: Mapping[str, Any], money: _Amounts, shop_domain: str) -> dict[st
         "quantity": quantity,
         "price": _number(price),
         "line_total": _number(gross - money.line_discount(line)),
-        "image_url": _url(line.get("image_url")),
-        "product_url": f"https://{shop_domain}/products/{handle}" if handle else None,
+        "image_url": _url(line.get("image_url")) or product.image_url,
+        "product_url": product.product_url or handle_url,
+        "product_type": product.product_type,
+        "product_tags": list(product.tags) or None,
     }
     return _compact(item)
 

@@ -14,6 +14,7 @@ class Topic(StrEnum):
     ORDERS_CANCELLED = "orders/cancelled"
     REFUNDS_CREATE = "refunds/create"
     FULFILLMENTS_CREATE = "fulfillments/create"
+    PRODUCTS_UPDATE = "products/update"  # refreshes the cached product details
     CHECKOUTS_CREATE = "checkouts/create"
     CHECKOUTS_UPDATE = "checkouts/update"
     APP_UNINSTALLED = "app/uninstalled"

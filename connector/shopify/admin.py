@@ -165,6 +165,17 @@ class AdminClient:
             if not page["pageInfo"]["hasNextPage"]:
                 return
 
+    def product_details(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Product id -> handle, productType, tags, onlineStoreUrl and featuredImage, for the
+        products Shopify still has; one request for all of them."""
+        ids = [f"gid://shopify/Product/{product_id}" for product_id in product_ids]
+        data = self.graphql("ProductDetails", queries.PRODUCT_DETAILS, {"ids": ids})
+        return {
+            str(node["legacyResourceId"]): node
+            for node in data.get("nodes") or []
+            if isinstance(node, dict) and node.get("legacyResourceId")
+        }
+
     def customer_order_count(self, customer_id: str) -> int | None:
         """Shopify's lifetime order count for a customer, or None if Shopify has no such one."""
         gid = f"gid://shopify/Customer/{customer_id}"

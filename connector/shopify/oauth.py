@@ -14,7 +14,7 @@ import shopify
 from connector.config import Settings
 from connector.shopify.http import admin_base_url
 
-SCOPES = ("read_orders", "read_checkouts", "read_customers", "read_fulfillments")
+SCOPES = ("read_orders", "read_checkouts", "read_customers", "read_fulfillments", "read_products")
 MAX_QUERY_AGE = 300
 MAX_CLOCK_SKEW = 60
 _hmac_lock = threading.Lock()  # shopify.Session keeps the secret on the class

@@ -50,6 +50,16 @@ query Orders($first: Int!, $after: String, $query: String) {
   }
 }"""
 
+PRODUCT_DETAILS = """
+query ProductDetails($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Product {
+      legacyResourceId handle productType tags onlineStoreUrl
+      featuredImage { url }
+    }
+  }
+}"""
+
 CUSTOMER_ORDER_COUNT = """
 query CustomerOrderCount($id: ID!) {
   customer(id: $id) { numberOfOrders }

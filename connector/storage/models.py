@@ -219,6 +219,22 @@ class ShopperConsent(Base):
     as_of: Mapped[datetime]
 
 
+class CachedProduct(Base):
+    """Product details from the Admin API, per shop, until products/update or the TTL.
+
+    Kept in the database beside the events it enriches: the worker reads and refreshes it
+    in the same unit of work as the batch, and products/update drops a row in the same
+    inbox order as the orders around it. `details` is {} for a product Shopify no longer has.
+    """
+
+    __tablename__ = "cached_products"
+
+    shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class StaffUser(Base):
     """A support person who may use the console; the password is stored as a Werkzeug hash."""
 

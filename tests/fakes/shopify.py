@@ -63,6 +63,7 @@ class _Token:
 class ShopState:
     subscriptions: dict[str, dict[str, str]] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeShopify:
@@ -277,7 +278,7 @@ class FakeShopify:
         scope = (
             self.granted_scope
             if self.granted_scope is not None
-            else "read_orders,read_checkouts,read_customers,read_fulfillments"
+            else "read_orders,read_checkouts,read_customers,read_fulfillments,read_products"
         )
         now = time.time()
         body: dict[str, Any] = {"access_token": access, "scope": scope}
@@ -329,6 +330,7 @@ class FakeShopify:
             "WebhookSubscriptionDelete": self._delete_sub,
             "Orders": self._orders,
             "CustomerOrderCount": self._customer,
+            "ProductDetails": self._products,
         }.get(operation)
         if handler is None:
             return _json(200, {"errors": [{"message": f"unknown operation {operation}"}]})
@@ -392,6 +394,32 @@ class FakeShopify:
             "endCursor": str(end) if page else variables.get("after"),
         }
         return {"orders": {"nodes": page, "pageInfo": info}}
+
+    def _products(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+        ids = [str(gid).rsplit("/", 1)[-1] for gid in variables.get("ids") or []]
+        return {"nodes": [state.products.get(product_id) for product_id in ids]}
+
+    def add_product(
+        self,
+        domain: str,
+        product_id: int,
+        *,
+        handle: str,
+        product_type: str = "",
+        tags: tuple[str, ...] = (),
+        image_url: str | None = None,
+        published: bool = True,
+    ) -> None:
+        """Add a product (as the Admin API's Product node) to the shop's catalogue."""
+        with self.lock:
+            self.shop_unlocked(domain).products[str(product_id)] = {
+                "legacyResourceId": str(product_id),
+                "handle": handle,
+                "productType": product_type,
+                "tags": list(tags),
+                "onlineStoreUrl": f"https://{domain}/products/{handle}" if published else None,
+                "featuredImage": {"url": image_url} if image_url else None,
+            }
 
     def _customer(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
         customer_id = str(variables["id"]).rsplit("/", 1)[-1]

@@ -30,6 +30,7 @@ TOPICS = [
     "ORDERS_CREATE",
     "ORDERS_PAID",
     "ORDERS_UPDATED",
+    "PRODUCTS_UPDATE",
     "REFUNDS_CREATE",
 ]
 ADDRESS = f"{APP_URL}/webhooks/shopify"
@@ -59,9 +60,8 @@ def test_install_stores_expiring_tokens_encrypted_and_subscribes(
     (token_call,) = fake_shopify.calls("token")
     assert token_call["form"]["expiring"] == "1"
     (authorize,) = fake_shopify.calls("authorize")
-    assert (
-        authorize["query"]["scope"] == "read_orders,read_checkouts,read_customers,read_fulfillments"
-    )
+    scopes = "read_orders,read_checkouts,read_customers,read_fulfillments,read_products"
+    assert authorize["query"]["scope"] == scopes
     assert authorize["query"]["redirect_uri"] == f"{APP_URL}/auth/callback"
     subs = fake_shopify.subscriptions(SHOP)
     assert [s["topic"] for s in subs] == TOPICS
@@ -218,6 +218,8 @@ def test_shopify_failing_during_subscription_stores_nothing(
 def test_a_write_scope_counts_as_its_read_scope(
     client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify
 ) -> None:
-    fake_shopify.granted_scope = "write_orders,read_checkouts,write_customers,read_fulfillments"
+    fake_shopify.granted_scope = (
+        "write_orders,read_checkouts,write_customers,read_fulfillments,read_products"
+    )
     install(client, SHOP)
     assert shop_row(rt) is not None

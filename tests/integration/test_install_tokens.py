@@ -118,7 +118,7 @@ def test_graphql_waits_out_throttling(
     fake_shopify.throttle_next(1, "429")
     fake_shopify.throttle_next(2, "graphql")
 
-    assert len(admin.webhook_subscriptions()) == 9
+    assert len(admin.webhook_subscriptions()) == 10
     assert len(slept) == 3 and all(0 < s <= 30 for s in slept)
 
 

@@ -50,7 +50,7 @@ def test_the_repo_spec_loads(spec):
         "order_refunded",
         "order_fulfilled",
     )
-    assert spec.items_schema_version == 1
+    assert spec.items_schema_version == 2
     assert spec.checkout_hold_hours == 72
     assert "is_first_order" in spec.required("order_placed")
     assert "shop_currency" not in spec.required("order_placed")

@@ -1,0 +1,64 @@
+"""The per-shop cache of product details the Admin API gave (see models.CachedProduct)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connector.storage.db import Session
+from connector.storage.models import CachedProduct
+from connector.timeutil import utcnow
+
+
+def cached_products(
+    session: Session, shop_domain: str, product_ids: Iterable[str], fresh_after: datetime
+) -> dict[str, dict[str, Any]]:
+    """Product id -> cached details fetched after `fresh_after`, in one query."""
+    wanted = sorted(set(product_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(CachedProduct.product_id, CachedProduct.details).where(
+            CachedProduct.shop_domain == shop_domain,
+            CachedProduct.product_id.in_(wanted),
+            CachedProduct.fetched_at > fresh_after,
+        )
+    )
+    return {str(product_id): dict(details or {}) for product_id, details in rows}
+
+
+def store_products(
+    session: Session, shop_domain: str, details: Mapping[str, dict[str, Any]]
+) -> None:
+    """Cache these products' details (replacing older ones), in one statement."""
+    if not details:
+        return
+    table = CachedProduct.__table__
+    assert isinstance(table, Table)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    insert = (postgresql.insert if postgres else sqlite.insert)(table)
+    now = utcnow()
+    rows = [
+        {"shop_domain": shop_domain, "product_id": key, "details": value, "fetched_at": now}
+        for key, value in sorted(details.items())
+    ]
+    session.execute(
+        insert.values(rows).on_conflict_do_update(
+            index_elements=["shop_domain", "product_id"],
+            set_={"details": insert.excluded.details, "fetched_at": insert.excluded.fetched_at},
+        )
+    )
+
+
+def forget_products(session: Session, shop_domain: str, product_ids: Iterable[str]) -> None:
+    """Drop cached details (products/update): the next order asks the Admin API again."""
+    session.execute(
+        delete(CachedProduct).where(
+            CachedProduct.shop_domain == shop_domain,
+            CachedProduct.product_id.in_(sorted(set(product_ids))),
+        )
+    )
