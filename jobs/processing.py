@@ -112,6 +112,8 @@ def _event_ids(shop_domain: str, parsed: list[tuple[WebhookDelivery, Any]]) -> s
         name = EventName.ORDER_PLACED if is_order else EventName.CHECKOUT_STARTED
         if payload.get(key_field) not in (None, ""):
             ids.add(stable_event_id(shop_domain, name, str(payload[key_field])))
+        if is_order:  # a cancellation that came first marks the order cancelled
+            ids.add(stable_event_id(shop_domain, EventName.ORDER_CANCELLED, str(payload.get("id"))))
         if is_order and payload.get("checkout_token") not in (None, ""):
             token = str(payload["checkout_token"])
             ids.add(stable_event_id(shop_domain, EventName.CHECKOUT_STARTED, token))

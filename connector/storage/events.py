@@ -16,6 +16,7 @@ from connector.storage.models import DeliveryAttempt, Event, Shop, checkout_toke
 from connector.timeutil import utcnow
 
 _ABSENT_EVENTS = "events known not to exist yet"
+_ADDED_EVENTS = "events added by this unit of work"  # id -> Event: find_event without a scan
 
 
 def prefetch_events(session: Session, event_ids: set[str]) -> None:
@@ -29,9 +30,9 @@ def prefetch_events(session: Session, event_ids: set[str]) -> None:
 
 def find_event(session: Session, event_id: str) -> Event | None:
     """The stored event, or one this unit of work added and has not flushed yet."""
-    for pending in session.new:
-        if isinstance(pending, Event) and pending.id == event_id:
-            return pending
+    pending = session.info.get(_ADDED_EVENTS, {}).get(event_id)
+    if pending is not None and pending in session:
+        return pending  # type: ignore[no-any-return]
     if event_id in session.info.get(_ABSENT_EVENTS, ()):
         return None
     return session.get(Event, event_id)  # loaded by prefetch_events: no query
@@ -92,6 +93,7 @@ def add_event(
     )
     apply_mapping(stored, event)
     session.add(stored)
+    session.info.setdefault(_ADDED_EVENTS, {})[stored.id] = stored
     return stored
 
 

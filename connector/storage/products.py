@@ -47,10 +47,11 @@ def store_products(
         for key, value in sorted(details.items())
     ]
     session.execute(
-        insert.values(rows).on_conflict_do_update(
+        insert.on_conflict_do_update(
             index_elements=["shop_domain", "product_id"],
             set_={"details": insert.excluded.details, "fetched_at": insert.excluded.fetched_at},
-        )
+        ),
+        rows,
     )
 
 

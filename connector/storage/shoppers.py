@@ -31,8 +31,8 @@ def link_emails(session: Session, shop_domain: str, customers: Mapping[str, str]
         {"shop_domain": shop_domain, "email": email, "customer_id": customer, "linked_at": now}
         for email, customer in sorted(customers.items())
     ]
-    statement = insert(table).values(rows).on_conflict_do_nothing().returning(table.c.email)
-    linked = {str(email) for email in session.scalars(statement)}
+    statement = insert(table).on_conflict_do_nothing().returning(table.c.email)
+    linked = {str(email) for email in session.scalars(statement, rows)}
     if linked:
         _move_ledger(session, shop_domain, {email: customers[email] for email in linked})
     return linked
@@ -114,12 +114,12 @@ def record_consents(
         }
         for (key, channel), (state, at) in sorted(consents.items())
     ]
-    statement = insert.values(rows).on_conflict_do_update(
+    statement = insert.on_conflict_do_update(
         index_elements=["shop_domain", "person_key", "channel"],
         set_={"state": insert.excluded.state, "as_of": insert.excluded.as_of},
         where=table.c.as_of < insert.excluded.as_of,
     )
-    session.execute(statement)
+    session.execute(statement, rows)  # one cached statement, executemany
 
 
 def consents_for(
