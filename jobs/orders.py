@@ -11,7 +11,6 @@ from typing import Any
 
 from connector.events import CanonicalEvent, EventName, stable_event_id
 from connector.spec import TrackSpec, validate
-from connector.statuses import EventStatus
 from connector.storage import events, ledger
 from connector.storage.db import Session
 from connector.storage.models import Event
@@ -66,9 +65,8 @@ def place_order(
     if events.find_event(session, cancellation_id) is not None:  # it arrived first
         ledger.mark_cancelled(session, event.shop_domain, event.natural_key)
     event = event.with_properties(is_first_order=first)
-    stored = events.add_event(session, event, EventStatus.PENDING, None, source_delivery_id)
-    events.set_validation_result(stored, validate(spec, event.name, event.properties))
-    return stored
+    violations = validate(spec, event.name, event.properties)
+    return events.add_validated(session, event, violations, source_delivery_id)
 
 
 def decide_first_order(

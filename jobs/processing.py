@@ -334,8 +334,7 @@ def _handle_order_change(
         reason = "no customer id and no email: not sent"
         events.add_event(session, event, EventStatus.UNIDENTIFIABLE, reason, row.id)
     else:
-        stored = events.add_event(session, event, EventStatus.PENDING, None, row.id)
-        events.set_validation_result(stored, validate(spec, event.name, event.properties))
+        events.add_validated(session, event, validate(spec, event.name, event.properties), row.id)
     if is_cancellation:
         ledger.mark_cancelled(session, row.shop_domain, str(order_id))
     elif row.topic == Topic.REFUNDS_CREATE:
@@ -407,8 +406,8 @@ def _handle_checkout(
             reason = "anonymous checkout: held until an email or customer appears"
             events.add_event(session, event, EventStatus.WAITING_FOR_IDENTITY, reason, row.id)
         else:
-            stored = events.add_event(session, event, EventStatus.PENDING, None, row.id)
-            events.set_validation_result(stored, validate(spec, event.name, event.properties))
+            violations = validate(spec, event.name, event.properties)
+            events.add_validated(session, event, violations, row.id)
         inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
         return
     if existing.status == EventStatus.WAITING_FOR_IDENTITY and event.person.id is not None:

@@ -56,6 +56,18 @@ def purchased_checkouts(session: Session, shop_domain: str, tokens: set[str]) ->
     return {str(found): str(reference or order_id) for found, reference, order_id in rows}
 
 
+def add_validated(
+    session: Session,
+    event: CanonicalEvent,
+    violations: list[str],
+    source_delivery_id: int | None = None,
+) -> Event:
+    """Add a new event to be sent (pending), or quarantined with the spec's `violations`."""
+    stored = add_event(session, event, EventStatus.PENDING, None, source_delivery_id)
+    set_validation_result(stored, violations)
+    return stored
+
+
 def close_checkout(stored: Event, reason: str) -> None:
     """A checkout_started that must never be sent (its purchase is known): closed, visibly."""
     stored.status = EventStatus.CLOSED
