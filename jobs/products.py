@@ -4,7 +4,9 @@ Webhooks carry product ids but no image, page or type. The worker asks the Admin
 all the products of a batch in one request and caches the answers per shop
 (connector/storage/products.py) until products/update or CACHE_HOURS. If Shopify cannot be
 reached the events go out without the details, on time: Customer.io triggers journeys only
-on events younger than 72 hours, which matters more than a picture.
+on events younger than 72 hours, which matters more than a picture. So the look-up is
+best-effort: a short timeout, no waiting out throttling, and after a failure the shop's
+batches skip it for a cool-down instead of each paying the timeout again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from connector.runtime import Runtime
 from connector.shopify.admin import client_for
-from connector.shopify.errors import ShopifyError
+from connector.shopify.errors import ShopifyError, ShopifyUnavailableError
 from connector.storage import products as cache
 from connector.storage.db import Session
 from connector.storage.shops import get_shop
@@ -27,6 +29,13 @@ log = logging.getLogger(__name__)
 
 CACHE_HOURS = 24
 PAGE = 100  # product ids per Admin API request
+LOOKUP_TIMEOUT_SECONDS = 5.0  # at most; HTTP_TIMEOUT_SECONDS when that is shorter
+# After a failed look-up the shop's batches go without details for a while: 60 s when
+# Shopify is unreachable, slow or throttled; an hour when it refused (token, or no
+# read_products scope before a re-install), which a retry soon would not change.
+UNAVAILABLE_COOLDOWN_SECONDS = 60
+REFUSED_COOLDOWN_SECONDS = 3600
+COOLDOWN_KEY = "connector:products:cooldown:{shop}"
 
 # (shop, product ids) -> Admin API Product nodes by id; None when Shopify could not answer.
 ProductFetch = Callable[[str, list[str]], dict[str, dict[str, Any]] | None]
@@ -87,20 +96,42 @@ def product_info(node: Mapping[str, Any], shop_domain: str) -> ProductInfo:
 
 def product_fetch(rt: Runtime) -> ProductFetch:
     """The worker's Admin API look-up; None (send without details) when it cannot answer."""
+    timeout = min(rt.settings.http_timeout_seconds, LOOKUP_TIMEOUT_SECONDS)
 
     def fetch(shop_domain: str, ids: list[str]) -> dict[str, dict[str, Any]] | None:
+        cooldown = COOLDOWN_KEY.format(shop=shop_domain)
+        if rt.redis.exists(cooldown):
+            return None
         with rt.sessions() as session:
             shop = get_shop(session, shop_domain)
             if shop is None or not shop.shopify_access_token_encrypted:
                 return None
         try:
-            client = client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
+            client = client_for(
+                rt.sessions,
+                rt.secrets,
+                rt.settings,
+                shop_domain,
+                timeout=timeout,
+                throttle_retries=0,
+            )
             found: dict[str, dict[str, Any]] = {}
             for start in range(0, len(ids), PAGE):
                 found.update(client.product_details(ids[start : start + PAGE]))
             return found
         except ShopifyError as exc:
-            log.warning("product details not available shop=%s: %s", shop_domain, exc.reason)
+            seconds = (
+                UNAVAILABLE_COOLDOWN_SECONDS
+                if isinstance(exc, ShopifyUnavailableError)
+                else REFUSED_COOLDOWN_SECONDS
+            )
+            rt.redis.set(cooldown, exc.reason, ex=seconds)
+            log.warning(
+                "product details not available shop=%s for %ds: %s",
+                shop_domain,
+                seconds,
+                exc.reason,
+            )
             return None
 
     return fetch

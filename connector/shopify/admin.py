@@ -60,6 +60,7 @@ class AdminClient:
         timeout: float = 10.0,
         http: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        throttle_retries: int = MAX_THROTTLE_RETRIES,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._token = access_token
@@ -67,6 +68,7 @@ class AdminClient:
         self.http = http or requests.Session()
         self.sleep = sleep
         self.throttle = _Throttle()
+        self.throttle_retries = throttle_retries  # 0: a throttled call fails at once
 
     def __repr__(self) -> str:
         return f"AdminClient(url={self.url!r}, access_token='***')"
@@ -75,11 +77,11 @@ class AdminClient:
         """Run one named operation and return its `data`; waits out throttling.
 
         Raises ShopifyAuthError (401/403), ShopifyUnavailableError (network, 5xx, throttled
-        beyond MAX_THROTTLE_RETRIES) or ShopifyError (GraphQL errors).
+        beyond `throttle_retries`) or ShopifyError (GraphQL errors).
         """
         payload = {"query": query, "variables": variables, "operationName": operation}
         headers = {"X-Shopify-Access-Token": self._token, "Content-Type": "application/json"}
-        for _attempt in range(MAX_THROTTLE_RETRIES + 1):
+        for _attempt in range(self.throttle_retries + 1):
             if wait := self.throttle.wait_before_call():
                 self.sleep(wait)
             response = post(self.http, self.url, self.timeout, json=payload, headers=headers)
@@ -185,15 +187,26 @@ class AdminClient:
 
 
 def client_for(
-    sessions: Sessions, secrets: SecretBox, settings: Settings, shop_domain: str
+    sessions: Sessions,
+    secrets: SecretBox,
+    settings: Settings,
+    shop_domain: str,
+    *,
+    timeout: float | None = None,
+    throttle_retries: int = MAX_THROTTLE_RETRIES,
 ) -> AdminClient:
-    """An AdminClient with a fresh token for the shop (refreshing it first if needed)."""
+    """An AdminClient with a fresh token for the shop (refreshing it first if needed).
+
+    `timeout` (default HTTP_TIMEOUT_SECONDS) and `throttle_retries` let a best-effort call
+    give up sooner than one that must succeed.
+    """
     token = fresh_access_token(sessions, secrets, settings, shop_domain)
     return AdminClient(
         base_url=admin_base_url(settings, shop_domain),
         api_version=settings.shopify_api_version,
         access_token=token,
-        timeout=settings.http_timeout_seconds,
+        timeout=settings.http_timeout_seconds if timeout is None else timeout,
+        throttle_retries=throttle_retries,
     )
 
 

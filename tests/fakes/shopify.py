@@ -82,6 +82,7 @@ class FakeShopify:
         self.granted_scope: str | None = None  # None: what was asked for
         self._ids = itertools.count(1)
         self._throttle_next: list[str] = []  # "429" or "graphql"
+        self._fail_next: list[int] = []  # HTTP statuses of the next GraphQL answers
         self._server = LoopbackServer(self._wsgi, host=host)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -182,6 +183,11 @@ class FakeShopify:
         """Answer the next `n` GraphQL calls throttled: "graphql" (THROTTLED) or "429"."""
         with self.lock:
             self._throttle_next.extend([kind] * n)
+
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """Answer the next `n` GraphQL calls with this HTTP error status (Shopify is down)."""
+        with self.lock:
+            self._fail_next.extend([status] * n)
 
     def expire_access_tokens(self) -> None:
         with self.lock:
@@ -303,6 +309,10 @@ class FakeShopify:
         if token is None or token.shop != shop or _expired(token):
             self._record(operation, shop, variables=variables, status=401)
             return _json(401, {"errors": "[API] Invalid API key or access token"})
+        if self._fail_next:
+            status = self._fail_next.pop(0)
+            self._record(operation, shop, variables=variables, status=status)
+            return _json(status, {"errors": "Service Unavailable"})
         if self._throttle_next:
             kind = self._throttle_next.pop(0)
             self._record(

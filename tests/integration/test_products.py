@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
+from jobs.products import COOLDOWN_KEY, REFUSED_COOLDOWN_SECONDS, UNAVAILABLE_COOLDOWN_SECONDS
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_install import install
 from tests.support import add_shop, make_order, post_webhook, run_jobs
@@ -81,10 +82,60 @@ def test_items_carry_image_page_type_and_tags_from_one_request(
 def test_an_unreachable_shopify_sends_the_order_on_time_without_details(
     client: FlaskClient, rt: Runtime, installed: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
-    installed.throttle_next(50, "429")  # throttled beyond the client's retries
+    installed.throttle_next(50, "429")  # throttled for a long while
     post_webhook(client, "orders/create", an_order(30_011), "pf-1", SHOP)
     run_jobs(rt)
 
     [items] = items_of(fake_customerio)
     assert [item.get("product_type") for item in items] == [None, None]
     assert items[0]["name"] == "Merino Crew Socks"
+    assert len(installed.calls("ProductDetails")) == 1  # throttling is not waited out
+
+
+def test_a_failed_lookup_is_not_repeated_by_every_batch_until_its_cool_down_ends(
+    client: FlaskClient, rt: Runtime, installed: FakeShopify, fake_customerio: FakeCustomerIO
+) -> None:
+    installed.fail_next(1, 503)
+    post_webhook(client, "orders/create", an_order(30_021), "pc-1", SHOP)
+    run_jobs(rt)
+    post_webhook(client, "orders/create", an_order(30_022), "pc-2", SHOP)
+    run_jobs(rt)
+
+    first, second = items_of(fake_customerio)
+    assert [item.get("product_type") for item in first + second] == [None] * 4
+    assert len(installed.calls("ProductDetails")) == 1  # the second batch did not ask
+    key = COOLDOWN_KEY.format(shop=SHOP)
+    assert 0 < rt.redis.ttl(key) <= UNAVAILABLE_COOLDOWN_SECONDS
+
+    rt.redis.delete(key)  # the cool-down is over
+    post_webhook(client, "orders/create", an_order(30_023), "pc-3", SHOP)
+    run_jobs(rt)
+    assert items_of(fake_customerio)[-1][0]["product_type"] == "Socks"
+    assert len(installed.calls("ProductDetails")) == 2
+
+
+def test_a_refused_lookup_waits_longer_than_an_unreachable_one(
+    client: FlaskClient, rt: Runtime, installed: FakeShopify, fake_customerio: FakeCustomerIO
+) -> None:
+    installed.fail_next(1, 403)  # e.g. a shop installed before read_products was asked
+    post_webhook(client, "orders/create", an_order(30_031), "pr-1", SHOP)
+    run_jobs(rt)
+
+    [items] = items_of(fake_customerio)
+    assert "product_type" not in items[0]
+    ttl = rt.redis.ttl(COOLDOWN_KEY.format(shop=SHOP))
+    assert UNAVAILABLE_COOLDOWN_SECONDS < ttl <= REFUSED_COOLDOWN_SECONDS
+
+
+def test_a_shop_without_a_token_sends_items_without_asking_shopify(
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
+) -> None:
+    fake_shopify.add_product(SHOP, SOCKS, handle="merino-crew-socks", product_type="Socks")
+    add_shop(rt, SHOP)  # added by the CLI, never installed: no Admin API token
+    post_webhook(client, "orders/create", an_order(30_041), "pt-1", SHOP)
+    run_jobs(rt)
+
+    [items] = items_of(fake_customerio)
+    assert [item.get("product_type") for item in items] == [None, None]
+    assert items[0]["name"] == "Merino Crew Socks"
+    assert fake_shopify.calls("ProductDetails") == []
