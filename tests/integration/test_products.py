@@ -13,7 +13,7 @@ from connector.runtime import Runtime
 from jobs.products import COOLDOWN_KEY, REFUSED_COOLDOWN_SECONDS, UNAVAILABLE_COOLDOWN_SECONDS
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.shopify_install import install
-from tests.support import add_shop, make_order, post_webhook, run_jobs
+from tests.support import add_shop, make_order, post_webhook, run_jobs, sample
 
 pytestmark = pytest.mark.shopify
 
@@ -69,9 +69,7 @@ def test_items_carry_image_page_type_and_tags_from_one_request(
     run_jobs(rt)
     assert len(installed.calls("ProductDetails")) == 1  # from the cache
 
-    post_webhook(
-        client, "products/update", {"id": SOCKS, "handle": "merino-crew-socks"}, "pu-1", SHOP
-    )
+    post_webhook(client, "products/update", sample("products_update_2026-07.json"), "pu-1", SHOP)
     run_jobs(rt)
     post_webhook(client, "orders/create", an_order(30_004), "pd-4", SHOP)
     run_jobs(rt)

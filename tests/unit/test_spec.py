@@ -204,6 +204,12 @@ def test_check_payload_rejects_topics_the_connector_does_not_handle(spec):
     assert violations == ["carts/create: the connector does not handle the topic carts/create"]
 
 
+def test_check_payload_says_products_update_yields_no_event(spec):
+    """As in the pipeline: products/update only refreshes the cached product details."""
+    payload = json.loads((SAMPLES / "products_update_2026-07.json").read_text())
+    assert check_payload(spec, payload, "products/update") == ([], [])
+
+
 @pytest.mark.parametrize("topic", ["app/uninstalled", "customers/redact"])
 def test_check_payload_says_a_handled_topic_yields_no_event(spec, topic):
     """As in the pipeline: uninstall and privacy requests are handled but send no event."""
