@@ -81,14 +81,16 @@ class AdminClient:
         """
         payload = {"query": query, "variables": variables, "operationName": operation}
         headers = {"X-Shopify-Access-Token": self._token, "Content-Type": "application/json"}
-        for _attempt in range(self.throttle_retries + 1):
+        for attempt in range(self.throttle_retries + 1):
+            last = attempt == self.throttle_retries
             if wait := self.throttle.wait_before_call():
                 self.sleep(wait)
             response = post(self.http, self.url, self.timeout, json=payload, headers=headers)
             if response.status_code in (401, 403):
                 raise ShopifyAuthError(f"Admin API refused the token ({response.status_code})")
             if response.status_code == 429:
-                self.sleep(_retry_after(response.headers.get("Retry-After")))
+                if not last:  # no point waiting when no attempt is left
+                    self.sleep(_retry_after(response.headers.get("Retry-After")))
                 continue
             if response.status_code != 200:
                 raise ShopifyUnavailableError(f"Admin API answered {response.status_code}")
