@@ -180,7 +180,10 @@ def _backfill_order(
         return "exists"
     if event.person.id is None or event.is_test:
         return "skipped"
-    place_order(session, spec, event)
+    shop = get_shop(session, shop_domain)
+    place_order(
+        session, spec, event, history_known=shop is None or shop.history_imported_at is not None
+    )
     return "created"
 
 

@@ -234,6 +234,7 @@ def _handle_order(
             source_delivery_id=row.id,
             order_count=batch.order_count,
             later_orders=batch.later_orders.get(event.natural_key, 0),
+            history_known=shop is None or shop.history_imported_at is not None,
         )
     inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
 

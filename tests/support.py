@@ -20,6 +20,7 @@ from connector.config import Settings
 from connector.runtime import Runtime
 from connector.storage.db import transaction
 from connector.storage.models import Shop
+from connector.timeutil import utcnow
 from webhooks.verify import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,9 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 def add_shop(rt: Runtime, domain: str, api_key: str = API_KEY, **fields: Any) -> None:
+    """A configured shop; its order history counts as imported (a new store, so each
+    customer's first order is first) unless `history_imported_at=None` is given."""
+    fields.setdefault("history_imported_at", utcnow())
     with transaction(rt.sessions) as session:
         row = session.get(Shop, domain) or Shop(domain=domain)
         row.cio_site_id = SITE_ID

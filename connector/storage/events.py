@@ -75,6 +75,37 @@ def close_checkout(stored: Event, reason: str) -> None:
     stored.next_attempt_at = None
 
 
+def withdraw_first_order(session: Session, event_id: str) -> bool:
+    """Turn a stored order_placed's is_first_order to False unless Customer.io may have it.
+
+    Only an event never tried (pending or quarantined, no attempt, no lease) is changed:
+    one tried may have landed, and Customer.io keeps the first version of an event id. The
+    check and the change are one conditional UPDATE, so a worker leasing the event at the
+    same time either sends the corrected event or makes this return False.
+    """
+    stored = find_event(session, event_id)
+    if stored is None or stored.name != EventName.ORDER_PLACED:
+        return False  # the ledger's first came from the history import: it stays
+    corrected = {**stored.properties, "is_first_order": False}
+    if stored in session.new:
+        stored.properties = corrected
+        return True
+    now = utcnow()
+    result = session.execute(
+        update(Event)
+        .where(
+            Event.id == event_id,
+            Event.status.in_([EventStatus.PENDING, EventStatus.QUARANTINED]),
+            Event.attempts == 0,
+            or_(Event.lease_until.is_(None), Event.lease_until < now),
+        )
+        .values(properties=corrected, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(stored, ["properties", "updated_at"])
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def get_event(session: Session, event_id: str) -> Event | None:
     return session.get(Event, event_id)
 

@@ -20,8 +20,27 @@ PRIOR_ORDER = "(before the connector)"
 
 def first_order_id(session: Session, shop_domain: str, person_key: str) -> str | None:
     """The order the ledger holds as the person's first, locking the row; None if unknown."""
+    ledger = first_order(session, shop_domain, person_key)
+    return ledger[0] if ledger is not None else None
+
+
+def first_order(session: Session, shop_domain: str, person_key: str) -> tuple[str, datetime] | None:
+    """(order id, ordered at) the ledger holds as the person's first, locking the row."""
     ledger = session.get(CustomerLedger, (shop_domain, person_key), with_for_update=True)
-    return ledger.first_order_id if ledger is not None else None
+    return (ledger.first_order_id, ledger.first_order_at) if ledger is not None else None
+
+
+def move_first_order(
+    session: Session, shop_domain: str, person_key: str, order_id: str, ordered_at: datetime
+) -> None:
+    """An earlier order takes the person's first-order claim (its row is locked already)."""
+    ledger = session.get(CustomerLedger, (shop_domain, person_key))
+    assert ledger is not None
+    ledger.first_order_id, ledger.first_order_at, ledger.decided_at = (
+        order_id,
+        ordered_at,
+        utcnow(),
+    )
 
 
 def claim_first_order(
