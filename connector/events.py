@@ -21,6 +21,13 @@ class EventName(StrEnum):
     ORDER_CANCELLED = "order_cancelled"
     ORDER_REFUNDED = "order_refunded"
     ORDER_FULFILLED = "order_fulfilled"
+    # Not a tracked event: a customer record changed, so only the profile is identified.
+    PROFILE_UPDATED = "profile_updated"
+
+
+# Stored and delivered like the others, but sent as an identify alone: nothing is tracked,
+# so the track spec has nothing to check.
+IDENTIFY_ONLY = frozenset({EventName.PROFILE_UPDATED})
 
 
 def stable_event_id(shop_domain: str, event_name: str, natural_key: str) -> str:

@@ -26,6 +26,7 @@ from connector.customerio import (
     shared_session,
     track_base_url,
 )
+from connector.events import IDENTIFY_ONLY
 from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
 from connector.storage import events
 from connector.storage.db import Sessions, transaction
@@ -62,10 +63,15 @@ def _accepts(state: str | None) -> bool | None:
     return None
 
 
+# One event's operations: its identify, and its track (None for an identify-only event).
+Operations = tuple[dict[str, Any], dict[str, Any] | None]
+
+
 def build_operations(
     event: Event, stats: dict[str, Any] | None, consents: dict[str, str] | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The identify and track operations for one event (what the console shows as sent).
+) -> Operations:
+    """The identify and track operations for one event (what the console shows as sent);
+    a profile update (IDENTIFY_ONLY) is an identify alone.
 
     Order counts, spend and order dates come only from the connector's ledger (`stats`),
     and only when it knows the person's orders: a shopper it knows nothing about (a guest
@@ -100,6 +106,8 @@ def build_operations(
     attributes = {key: value for key, value in attributes.items() if value is not None}
     timestamp = int(event.occurred_at.timestamp())
     identify = identify_op(identifiers, attributes, timestamp)
+    if event.name in IDENTIFY_ONLY:
+        return identify, None
     track = event_op(identifiers, event.name, event.id, timestamp, event.properties)
     return identify, track
 
@@ -170,9 +178,9 @@ class Deliverer:
         client: TrackClient,
         shop_domain: str,
         event_ids: list[str],
-        operations: list[tuple[dict[str, Any], dict[str, Any]]],
+        operations: list[Operations],
     ) -> tuple[bool, int]:
-        flat = [op for pair in operations for op in pair]
+        flat = [op for pair in operations for op in pair if op is not None]
         if len(event_ids) > 1 and not batch_size_ok(flat):  # over Customer.io's size limits
             return self._send_one_by_one(client, shop_domain, event_ids, operations)
         self.limiter.acquire(client.site_id, max_wait=self.policy.lease_seconds / 2)
@@ -189,7 +197,7 @@ class Deliverer:
         client: TrackClient,
         shop_domain: str,
         event_ids: list[str],
-        operations: list[tuple[dict[str, Any], dict[str, Any]]],
+        operations: list[Operations],
     ) -> tuple[bool, int]:
         """Send each event as its own request; the leases are still ours while we do."""
         sent = 0
@@ -204,11 +212,19 @@ class Deliverer:
         self,
         shop_domain: str,
         event_ids: list[str],
-        operations: list[tuple[dict[str, Any], dict[str, Any]]],
+        operations: list[Operations],
         result: SendResult,
     ) -> tuple[bool, int]:
         now = utcnow()
-        failed_events = {index // 2: reason for index, reason in result.failed_ops.items()}
+        # The batch's operations in order, each with the position of its event.
+        owners = [
+            position for position, pair in enumerate(operations) for op in pair if op is not None
+        ]
+        failed_events = {
+            owners[index]: reason
+            for index, reason in result.failed_ops.items()
+            if index < len(owners)
+        }
         sent = 0
         with transaction(self.sessions) as session:
             by_id = events.events_by_id(session, event_ids)

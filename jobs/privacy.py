@@ -20,6 +20,7 @@ from connector.storage import privacy as storage
 from connector.storage.db import Session
 from connector.storage.models import Event, WebhookDelivery
 from connector.timeutil import utcnow
+from webhooks.topics import CUSTOMER_TOPICS
 
 REDACTED_REASON = "customer redacted: not sent"
 PERSONAL_PROPERTIES = (
@@ -156,7 +157,7 @@ def has_redactions(session: Session, shop_domain: str) -> bool:
 
 def erase_if_redacted(session: Session, row: WebhookDelivery, payload: dict[str, Any]) -> bool:
     """Erase a newly received webhook about a redacted customer; True if it was."""
-    customer = _customer(payload)
+    customer = payload if row.topic in CUSTOMER_TOPICS else _customer(payload)
     keys = [
         str(customer.get("id") or "").strip(),
         normalize_email(payload.get("email")),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.events import CanonicalEvent, EventName, Person, stable_event_id
+from connector.events import IDENTIFY_ONLY, CanonicalEvent, EventName, Person, stable_event_id
 from connector.spec import TrackSpec, validate
 from connector.statuses import EventStatus, InboxState
 from connector.storage import events, inbox, ledger
@@ -30,11 +30,13 @@ from webhooks.mapping import (
     PlacedOrder,
     ProductInfo,
     map_checkout,
+    map_customer,
     map_order,
     shopper_of,
 )
 from webhooks.topics import (
     CHECKOUT_TOPICS,
+    CUSTOMER_TOPICS,
     LIFECYCLE_TOPICS,
     ORDER_LIFECYCLE_TOPICS,
     ORDER_PLACING_TOPICS,
@@ -181,6 +183,8 @@ def _handle(
         _handle_order_change(session, spec, shop, row, payload, batch)
     elif row.topic in CHECKOUT_TOPICS:
         _handle_checkout(session, spec, row, payload, batch)
+    elif row.topic in CUSTOMER_TOPICS:
+        _handle_customer(session, row, payload, batch)
     elif row.topic == Topic.PRODUCTS_UPDATE:
         _forget_product(row, payload, session)
     else:
@@ -421,6 +425,22 @@ def _handle_checkout(
     inbox.finish_delivery(row, InboxState.PROCESSED, "checkout already started", existing.id)
 
 
+def _handle_customer(
+    session: Session, row: WebhookDelivery, payload: dict[str, Any], batch: Batch
+) -> None:
+    """customers/create or customers/update: the customer's consent is kept (newest wins)
+    and one profile_updated per change of the record is stored for delivery, which sends
+    it as an identify alone, through the same path as every event."""
+    [event] = events_for(row.topic, payload, row.shop_domain)
+    batch.note_consents(event)
+    existing = events.find_event(session, event.id)
+    if existing is not None:
+        inbox.finish_delivery(row, InboxState.PROCESSED, "profile update already recorded")
+        return
+    events.add_validated(session, event, [], row.id)  # identify only: no spec to break
+    inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
+
+
 def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
     """Map the event again from its stored webhook (after a mapping or spec fix).
 
@@ -432,12 +452,17 @@ def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
         else None
     )
     if row is None:
-        return validate(spec, stored.name, stored.properties)
+        return (
+            [] if stored.name in IDENTIFY_ONLY else validate(spec, stored.name, stored.properties)
+        )
     payload = json.loads(row.body)
     source = stored.properties.get("event_source", "webhook")
     if stored.name == EventName.ORDER_PLACED:
         event = map_order(payload, shop_domain=stored.shop_domain, event_source=source)
         event = event.with_properties(is_first_order=stored.properties.get("is_first_order", False))
+    elif stored.name == EventName.PROFILE_UPDATED:
+        events.apply_mapping(stored, map_customer(payload, shop_domain=stored.shop_domain))
+        return []  # identify only: nothing tracked, nothing for the spec to check
     else:
         event = map_checkout(payload, shop_domain=stored.shop_domain, event_source=source)
     events.apply_mapping(stored, event)

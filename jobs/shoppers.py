@@ -11,10 +11,10 @@ from connector.events import CanonicalEvent
 from connector.storage import shoppers
 from connector.storage.db import Session
 from webhooks.mapping import shopper_of
-from webhooks.topics import CHECKOUT_TOPICS, ORDER_PLACING_TOPICS, Topic
+from webhooks.topics import CHECKOUT_TOPICS, CUSTOMER_TOPICS, ORDER_PLACING_TOPICS, Topic
 
 # Webhooks that name the shopper (refunds and fulfilments do not).
-SHOPPER_TOPICS = ORDER_PLACING_TOPICS | CHECKOUT_TOPICS | {Topic.ORDERS_CANCELLED}
+SHOPPER_TOPICS = ORDER_PLACING_TOPICS | CHECKOUT_TOPICS | CUSTOMER_TOPICS | {Topic.ORDERS_CANCELLED}
 
 
 def known_customers(
@@ -28,7 +28,10 @@ def known_customers(
     for topic, payload in webhooks:
         if topic not in SHOPPER_TOPICS or not isinstance(payload, Mapping):
             continue
-        customer_id, email = shopper_of(payload)
+        # A customers/* payload is the customer record itself.
+        customer_id, email = shopper_of(
+            {"customer": payload} if topic in CUSTOMER_TOPICS else payload
+        )
         if customer_id and email:
             linked.setdefault(email, customer_id)
         elif email:

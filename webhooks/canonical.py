@@ -13,11 +13,18 @@ from webhooks.mapping import (
     ProductInfo,
     map_cancellation,
     map_checkout,
+    map_customer,
     map_fulfillment,
     map_order,
     map_refund,
 )
-from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS, ORDER_PLACING_TOPICS, Topic
+from webhooks.topics import (
+    CHECKOUT_TOPICS,
+    CUSTOMER_TOPICS,
+    KNOWN_TOPICS,
+    ORDER_PLACING_TOPICS,
+    Topic,
+)
 
 # A refund or fulfilment of an order the caller knows nothing about (`spec check`).
 UNKNOWN_ORDER = PlacedOrder(person=Person(), order_name=None, currency=None, revenue=None)
@@ -40,7 +47,8 @@ def events_for(
     is decided against the shop's settings and what is stored); checkouts/* to
     checkout_started; orders/cancelled to order_cancelled; refunds/create and
     fulfillments/create to order_refunded and order_fulfilled on the person of
-    `placed_order` (the stored order they belong to); uninstall and privacy topics yield
+    `placed_order` (the stored order they belong to); customers/create and
+    customers/update to profile_updated (identify only); uninstall and privacy topics yield
     no event. Raises MappingError for a payload the mapping rejects, UnhandledTopicError
     for a topic the connector does not handle.
     """
@@ -55,6 +63,8 @@ def events_for(
         return [map_refund(payload, shop_domain=shop_domain, order=order, products=products)]
     if topic == Topic.FULFILLMENTS_CREATE:
         return [map_fulfillment(payload, shop_domain=shop_domain, order=order, products=products)]
+    if topic in CUSTOMER_TOPICS:
+        return [map_customer(payload, shop_domain=shop_domain)]
     if topic in KNOWN_TOPICS:
         return []
     raise UnhandledTopicError(f"the connector does not handle the topic {topic}")

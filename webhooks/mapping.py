@@ -180,6 +180,40 @@ def map_checkout(
     )
 
 
+# --- a customer record: the profile alone ------------------------------------------------
+
+
+def map_customer(payload: Mapping[str, Any], *, shop_domain: str) -> CanonicalEvent:
+    """Map a customers/create|update payload (the customer record) to profile_updated: an
+    identify-only update of the person, as of the record's updated_at, keyed on the customer
+    and that time (each change once).
+
+    Raises MappingError when the customer has no id or no readable updated_at/created_at.
+    """
+    customer = _require_mapping(payload, "customer")
+    if customer.get("id") in (None, ""):
+        raise MappingError("customer has no id")
+    customer_id, email = shopper_of({"customer": customer})
+    updated_at = _timestamp(customer, ("updated_at", "created_at"), "customer")
+    person = Person(
+        customer_id=customer_id,
+        email=email,
+        first_name=_text(customer.get("first_name")),
+        last_name=_text(customer.get("last_name")),
+        accepts_marketing=_accepts_marketing(customer, customer),
+        phone=_text(customer.get("phone")),
+        created_at=_unix_seconds(customer.get("created_at")),
+        **_consents(customer, customer),
+    )
+    return CanonicalEvent(
+        name=EventName.PROFILE_UPDATED,
+        shop_domain=shop_domain,
+        natural_key=f"{customer_id}@{int(updated_at.timestamp())}",
+        occurred_at=updated_at,
+        person=person,
+    )
+
+
 # --- after the order: cancellation, refund, fulfilment -----------------------------------
 
 

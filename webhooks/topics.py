@@ -17,6 +17,8 @@ class Topic(StrEnum):
     PRODUCTS_UPDATE = "products/update"  # refreshes the cached product details
     CHECKOUTS_CREATE = "checkouts/create"
     CHECKOUTS_UPDATE = "checkouts/update"
+    CUSTOMERS_CREATE = "customers/create"  # profile and consent changes without an order
+    CUSTOMERS_UPDATE = "customers/update"
     APP_UNINSTALLED = "app/uninstalled"
     CUSTOMERS_DATA_REQUEST = "customers/data_request"
     CUSTOMERS_REDACT = "customers/redact"
@@ -30,6 +32,8 @@ class Topic(StrEnum):
 
 ORDER_PLACING_TOPICS = frozenset({Topic.ORDERS_CREATE, Topic.ORDERS_PAID, Topic.ORDERS_UPDATED})
 CHECKOUT_TOPICS = frozenset({Topic.CHECKOUTS_CREATE, Topic.CHECKOUTS_UPDATE})
+# A customer record changed: an identify-only profile update (no event is tracked).
+CUSTOMER_TOPICS = frozenset({Topic.CUSTOMERS_CREATE, Topic.CUSTOMERS_UPDATE})
 # What happens to an order after it was placed: each yields its own event, once.
 ORDER_LIFECYCLE_TOPICS = frozenset(
     {Topic.ORDERS_CANCELLED, Topic.REFUNDS_CREATE, Topic.FULFILLMENTS_CREATE}

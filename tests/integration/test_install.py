@@ -25,6 +25,8 @@ TOPICS = [
     "APP_UNINSTALLED",
     "CHECKOUTS_CREATE",
     "CHECKOUTS_UPDATE",
+    "CUSTOMERS_CREATE",
+    "CUSTOMERS_UPDATE",
     "FULFILLMENTS_CREATE",
     "ORDERS_CANCELLED",
     "ORDERS_CREATE",
@@ -89,7 +91,7 @@ def test_subscriptions_for_the_wrong_address_are_replaced(
 ) -> None:
     fake_shopify.add_subscription(SHOP, "ORDERS_CREATE", "https://old-host.example/webhooks")
     fake_shopify.add_subscription(SHOP, "ORDERS_PAID", ADDRESS)
-    fake_shopify.add_subscription(SHOP, "CUSTOMERS_UPDATE", "https://another-app.example/hook")
+    fake_shopify.add_subscription(SHOP, "CARTS_UPDATE", "https://another-app.example/hook")
 
     install(client, SHOP)
 
@@ -97,7 +99,7 @@ def test_subscriptions_for_the_wrong_address_are_replaced(
     ours = [s for s in subs if s["uri"] == ADDRESS]
     assert sorted(s["topic"] for s in ours) == TOPICS
     assert "https://old-host.example/webhooks" not in {s["uri"] for s in subs}
-    assert {"topic": "CUSTOMERS_UPDATE", "uri": "https://another-app.example/hook"} in [
+    assert {"topic": "CARTS_UPDATE", "uri": "https://another-app.example/hook"} in [
         {"topic": s["topic"], "uri": s["uri"]} for s in subs
     ]  # not ours to touch
 
