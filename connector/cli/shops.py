@@ -6,7 +6,11 @@ import click
 
 from connector.cli.params import SHOP_DOMAIN, current_runtime
 from connector.storage.db import transaction
-from connector.storage.shops import CustomerioSettings, save_customerio_settings
+from connector.storage.shops import (
+    CustomerioSettings,
+    mark_history_known,
+    save_customerio_settings,
+)
 from jobs import queue
 from webhooks.topics import ORDER_TOPIC_CHOICES
 
@@ -28,6 +32,13 @@ def shops() -> None:
     help="which webhook places an order [default: orders/create]",
 )
 @click.option("--include-test-orders/--exclude-test-orders", default=None)
+@click.option(
+    "--new-store",
+    is_flag=True,
+    help="the store has no orders from before the connector: a customer the connector has "
+    "not seen is new, so their first order is first (otherwise, without an Admin API token "
+    "to import the history, only a customer whose account came with the order is)",
+)
 def shops_add(
     shop: str,
     site_id: str,
@@ -35,6 +46,7 @@ def shops_add(
     region: str,
     order_topic: str | None,
     include_test_orders: bool | None,
+    new_store: bool,
 ) -> None:
     """Add or update SHOP's Customer.io workspace; re-activates a shop whose key was rejected."""
     rt = current_runtime()
@@ -47,6 +59,8 @@ def shops_add(
     )
     with transaction(rt.sessions) as session:
         save_customerio_settings(session, shop, settings)
+        if new_store:
+            mark_history_known(session, shop)
     if rt.settings.redis_url:
         queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
     click.echo(f"{shop}: Customer.io site {site_id} ({region}) saved")

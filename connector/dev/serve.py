@@ -86,6 +86,7 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                     DEMO_SITE_ID,
                     "--api-key",
                     DEMO_API_KEY,
+                    "--new-store",  # its customers' first orders are first
                 ],
                 env=env,
                 check=True,

@@ -79,6 +79,14 @@ def save_customerio_settings(session: Session, domain: str, settings: Customerio
     return shop
 
 
+def mark_history_known(session: Session, domain: str) -> None:
+    """Declare the shop's order history known without importing it (a new store with no
+    orders before the connector): a customer the ledger lacks is then new."""
+    shop = session.get(Shop, domain)
+    if shop is not None and shop.history_imported_at is None:
+        shop.history_imported_at = utcnow()
+
+
 def reactivate(shop: Shop) -> None:
     """Let the shop's events be delivered again (new credentials, or a re-install)."""
     shop.status, shop.status_reason = ShopStatus.ACTIVE, None

@@ -16,7 +16,16 @@ from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
 from connector.storage.models import CustomerLedger, Event
 from jobs.tasks import process_inbox
-from tests.support import SHOP, add_shop, make_order, post_webhook, run_jobs
+from tests.support import (
+    API_KEY,
+    SHOP,
+    SITE_ID,
+    add_shop,
+    invoke_cli,
+    make_order,
+    post_webhook,
+    run_jobs,
+)
 
 
 def order(order_id: int, when: str, customer_id: int, account_created: str) -> dict[str, Any]:
@@ -130,3 +139,26 @@ def test_an_earlier_order_does_not_take_over_from_a_later_one_being_retried(
     process_inbox(SHOP)
 
     assert stored_flags(rt) == {"982": True, "981": False}
+
+
+def test_shops_add_new_store_declares_the_history_known(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    def add(shop: str, *flags: str) -> None:
+        args = ("shops", "add", shop, "--site-id", SITE_ID, "--api-key", API_KEY, *flags)
+        assert invoke_cli(rt, *args).returncode == 0
+
+    add(SHOP, "--new-store")
+    add("other-shop.myshopify.com")
+    long_ago = "2025-11-02T18:40:12Z"  # the accounts are older than their orders
+    for shop, order_id in ((SHOP, 991), ("other-shop.myshopify.com", 992)):
+        post_webhook(
+            client,
+            "orders/create",
+            order(order_id, "2026-07-14T10:00:00Z", 641, long_ago),
+            f"s-{order_id}",
+            shop=shop,
+        )
+    run_jobs(rt)
+
+    assert sent_flags(fake_customerio) == {"991": True, "992": False}

@@ -153,3 +153,40 @@ def test_customer_topics_are_subscribed_and_spec_check_says_identify_only() -> N
     assert violations == []
     assert [event["name"] for event in checked] == ["profile_updated"]
     assert checked[0]["person_id"] == CUSTOMER
+
+
+def test_a_customer_with_a_phone_and_no_email_is_sent_by_id_with_the_phone(
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
+) -> None:
+    phone_only = make_order(
+        4103,
+        when="2026-07-14T14:21:37Z",
+        email=None,
+        contact_email=None,
+        phone="+15035550111",
+        customer={"id": 5160, "email": None, "phone": "+15035550111"},
+    )
+    post_webhook(client, "orders/create", phone_only, "o-3")
+    run_jobs(rt)
+
+    [placed] = fake_customerio.events_named("order_placed")
+    assert placed["identifiers"] == {"id": "5160"}
+    [identify] = identifies_of(fake_customerio, "5160")
+    assert identify["phone"] == "+15035550111"
+    assert "email" not in identify
+
+
+def test_a_phone_only_guest_without_a_customer_is_not_sent(
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
+) -> None:
+    guest = make_order(
+        4104, when="2026-07-14T14:21:37Z", email=None, contact_email=None, phone="+15035550112"
+    )
+    guest.pop("customer")
+    post_webhook(client, "orders/create", guest, "o-4")
+    run_jobs(rt)
+
+    assert fake_customerio.events == [] and fake_customerio.identifies == []
+    with rt.sessions() as session:
+        [stored] = session.scalars(select(Event).where(Event.natural_key == "4104")).all()
+        assert stored.status == EventStatus.UNIDENTIFIABLE
