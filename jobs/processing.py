@@ -77,7 +77,8 @@ def process_batch(
     shop = get_shop(session, shop_domain)
     parsed = [(row, json.loads(row.body)) for row in rows]
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
-    check_redacted = has_redactions(session, shop_domain)
+    if has_redactions(session, shop_domain):  # before the batch learns anything from them
+        parsed = [(row, p) for row, p in parsed if not erase_if_redacted(session, row, p)]
     events.prefetch_events(session, _event_ids(shop_domain, parsed))
     batch = Batch(
         order_count=order_count,
@@ -92,8 +93,6 @@ def process_batch(
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
         for row, payload in parsed:
-            if check_redacted and erase_if_redacted(session, row, payload):
-                continue
             try:
                 _handle(session, spec, shop, row, payload, batch)
             except MappingError as exc:

@@ -10,6 +10,7 @@ from sqlalchemy import delete, or_, select, update
 
 from connector.storage.db import Session
 from connector.storage.models import (
+    CachedProduct,
     CustomerLedger,
     CustomerOrder,
     DeliveryAttempt,
@@ -17,6 +18,8 @@ from connector.storage.models import (
     PrivacyExport,
     RedactedCustomer,
     Shop,
+    ShopperConsent,
+    ShopperEmail,
     WebhookDelivery,
 )
 
@@ -84,13 +87,25 @@ def clear_attempt_excerpts(session: Session, event_ids: Sequence[str]) -> None:
 
 
 def replace_person_key(session: Session, shop: str, key: str, stand_in: str) -> None:
-    """Put `stand_in` where the ledger knows a shopper by `key`."""
+    """Put `stand_in` where the ledger knows a shopper by `key`; forget the shopper's
+    consents and which customer an email belongs to (`key` is an id or an email)."""
     for table in (CustomerLedger, CustomerOrder):
         session.execute(
             update(table)
             .where(table.shop_domain == shop, table.person_key == key)
             .values(person_key=stand_in)
         )
+    session.execute(
+        delete(ShopperConsent).where(
+            ShopperConsent.shop_domain == shop, ShopperConsent.person_key == key
+        )
+    )
+    session.execute(
+        delete(ShopperEmail).where(
+            ShopperEmail.shop_domain == shop,
+            or_(ShopperEmail.email == key, ShopperEmail.customer_id == key),
+        )
+    )
 
 
 # -- tombstones: hashed keys of redacted customers -----------------------------------------
@@ -165,7 +180,15 @@ def erase_shop(session: Session, shop: str, keep_delivery_id: int) -> None:
     event_ids = select(Event.id).where(Event.shop_domain == shop)
     session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.event_id.in_(event_ids)))
     session.execute(delete(Event).where(Event.shop_domain == shop))
-    for table in (CustomerLedger, CustomerOrder, PrivacyExport, RedactedCustomer):
+    for table in (
+        CustomerLedger,
+        CustomerOrder,
+        PrivacyExport,
+        RedactedCustomer,
+        ShopperEmail,
+        ShopperConsent,
+        CachedProduct,
+    ):
         session.execute(delete(table).where(table.shop_domain == shop))
     session.execute(
         delete(WebhookDelivery)

@@ -20,6 +20,8 @@ from connector.storage.models import (
     Event,
     PrivacyExport,
     Shop,
+    ShopperConsent,
+    ShopperEmail,
     WebhookDelivery,
 )
 from tests.fakes.shopify import FakeShopify
@@ -198,6 +200,8 @@ def personal_data_left(rt: Runtime, needles: tuple[str, ...] = PERSONAL) -> list
             "customer_ledger",
             "customer_orders",
             "privacy_exports",
+            "shopper_emails",
+            "shopper_consents",
         ):
             for row in conn.execute(text(f"SELECT * FROM {table}")):  # noqa: S608 - fixed names
                 blob = json.dumps([str(v) for v in row]).lower()
@@ -306,3 +310,42 @@ def test_shop_redact_erases_the_shops_data_only(client: FlaskClient, rt: Runtime
             select(WebhookDelivery).where(WebhookDelivery.shop_domain == SHOP)
         ).all()
         assert [row.topic for row in left] == ["shop/redact"]
+
+
+def test_redact_forgets_the_customers_profile_consent_and_email_link(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    installed(client, rt)
+    profile = {
+        **sample("customers_update_2026-07.json"),
+        "id": 501,
+        "email": "a@example.com",
+        "phone": "+15555550123",
+    }
+    post_webhook(client, "customers/update", profile, "cu-1", SHOP)
+    post_webhook(
+        client,
+        "orders/create",
+        order(1001, 501, "a@example.com", "2026-07-01T10:00:00Z"),
+        "e-1",
+        SHOP,
+    )
+    run_jobs(rt)
+    with rt.sessions() as session:
+        assert session.get(ShopperConsent, (SHOP, "501", "email")) is not None
+    assert personal_data_left(rt)
+
+    post_webhook(client, "customers/redact", privacy_body(501, "a@example.com"), "p-1", SHOP)
+    run_jobs(rt)
+
+    assert personal_data_left(rt) == []
+    with rt.sessions() as session:
+        assert session.scalars(select(ShopperConsent)).all() == []
+        assert session.scalars(select(ShopperEmail)).all() == []
+    # A later change of the record (with a new email) is about a redacted customer too.
+    sent = len(fake_customerio.identifies)
+    changed = {**profile, "email": "new@example.com", "updated_at": "2026-07-21T10:00:00Z"}
+    post_webhook(client, "customers/update", changed, "cu-2", SHOP)
+    run_jobs(rt)
+    assert len(fake_customerio.identifies) == sent
+    assert personal_data_left(rt, ("new@example.com",)) == []
