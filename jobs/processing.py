@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 DEFAULT_NEW_ORDER_WINDOW = timedelta(hours=72)
 
 # A checkout_started in these states has not gone to Customer.io: a purchase closes it.
+ORDER_CHANGE_EVENTS = (
+    EventName.ORDER_CANCELLED,
+    EventName.ORDER_REFUNDED,
+    EventName.ORDER_FULFILLED,
+)
 UNSENT_CHECKOUT = (EventStatus.WAITING_FOR_IDENTITY, EventStatus.PENDING)
 
 
@@ -459,6 +464,21 @@ def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
     if stored.name == EventName.ORDER_PLACED:
         event = map_order(payload, shop_domain=stored.shop_domain, event_source=source)
         event = event.with_properties(is_first_order=stored.properties.get("is_first_order", False))
+    elif stored.name in ORDER_CHANGE_EVENTS:
+        # A cancellation, refund or fulfilment stays on the order's person, and a refund
+        # keeps the net_revenue computed when it happened (the ledger already counts it).
+        known = {f.name for f in fields(Person)}
+        person = Person(**{k: v for k, v in (stored.person or {}).items() if k in known})
+        order = PlacedOrder(
+            person=person,
+            order_name=stored.properties.get("order_name"),
+            currency=stored.properties.get("currency"),
+            revenue=None,
+        )
+        [event] = events_for(row.topic, payload, stored.shop_domain, order)
+        event = replace(event, person=person)
+        if "net_revenue" in stored.properties:
+            event = event.with_properties(net_revenue=stored.properties["net_revenue"])
     elif stored.name == EventName.PROFILE_UPDATED:
         events.apply_mapping(stored, map_customer(payload, shop_domain=stored.shop_domain))
         return []  # identify only: nothing tracked, nothing for the spec to check

@@ -123,3 +123,32 @@ def test_a_shopper_the_ledger_does_not_know_gets_no_zero_order_count(
     identify = last_identify(fake_customerio)
     assert identify["orders_count"] == 1
     assert identify["created_at"] == 1762123212  # the customer's created_at, Unix seconds
+
+
+def test_failed_lifecycle_events_replay_unchanged_on_the_orders_person(
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
+) -> None:
+    from connector.storage.models import Event
+    from jobs.replay import ReplayRequest, run_replay
+
+    post_webhook(client, "orders/create", ORDER, "rp-1")
+    post_webhook(client, "refunds/create", REFUND, "rp-2")
+    post_webhook(client, "fulfillments/create", FULFILLMENT, "rp-3")
+    post_webhook(client, "orders/cancelled", CANCELLED, "rp-4")
+    run_jobs(rt)
+    with rt.sessions() as session:
+        changes = session.scalars(select(Event).where(Event.name != "order_placed")).all()
+        before = {e.id: (e.person_id, dict(e.properties)) for e in changes}
+    with rt.sessions.begin() as session:
+        for event in session.scalars(select(Event).where(Event.id.in_(before))):
+            event.status, event.reason = "failed", "gave up after 11 attempts: 503"
+
+    result = run_replay(rt, ReplayRequest(event_ids=tuple(before)), actor="test")
+
+    assert result.requeued == 3 and result.quarantined == 0
+    with rt.sessions() as session:
+        after = {
+            e.id: (e.person_id, dict(e.properties))
+            for e in session.scalars(select(Event).where(Event.id.in_(before)))
+        }
+    assert after == before  # same person, same net_revenue, same items
