@@ -352,10 +352,15 @@ def _handle_order_change(
     inbox.finish_delivery(row, InboxState.PROCESSED, None, event.id)
 
 
+def _stored_person(stored: Event) -> Person:
+    """The Person a stored event was mapped for (fields of older versions left out)."""
+    known = {f.name for f in fields(Person)}
+    return Person(**{k: v for k, v in (stored.person or {}).items() if k in known})
+
+
 def _placed_order(session: Session, placed: Event) -> PlacedOrder:
     """What a refund or fulfilment needs of the stored order_placed."""
-    known = {f.name for f in fields(Person)}
-    person = Person(**{k: v for k, v in (placed.person or {}).items() if k in known})
+    person = _stored_person(placed)
     recorded = ledger.get_order(session, placed.shop_domain, placed.natural_key)
     revenue = placed.properties.get("revenue")
     return PlacedOrder(
@@ -467,8 +472,7 @@ def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
     elif stored.name in ORDER_CHANGE_EVENTS:
         # A cancellation, refund or fulfilment stays on the order's person, and a refund
         # keeps the net_revenue computed when it happened (the ledger already counts it).
-        known = {f.name for f in fields(Person)}
-        person = Person(**{k: v for k, v in (stored.person or {}).items() if k in known})
+        person = _stored_person(stored)
         order = PlacedOrder(
             person=person,
             order_name=stored.properties.get("order_name"),

@@ -90,9 +90,7 @@ def map_order(
         "shipping": shopper.shipping(order),
         "discount_codes": _discount_codes(order.get("discount_codes")),
         "currency": currency,
-        "items": items,
-        "item_count": sum(item["quantity"] for item in items),
-        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        **_items_properties(items),
         "channel": channel_for(order.get("source_name")),
         "event_source": event_source,
         "financial_status": _text(order.get("financial_status")),
@@ -151,9 +149,7 @@ def map_checkout(
         "cart_value": shopper.number(checkout, "total_price"),
         "subtotal": shopper.number(checkout, "subtotal_price"),
         "currency": currency,
-        "items": items,
-        "item_count": sum(item["quantity"] for item in items),
-        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        **_items_properties(items),
         "recovery_url": _text(checkout.get("abandoned_checkout_url")),
         "channel": channel_for(checkout.get("source_name")),
         "event_source": event_source,
@@ -260,9 +256,7 @@ def map_cancellation(
         "revenue": shopper.number(order, "total_price"),
         "subtotal": shopper.number(order, "subtotal_price"),
         "currency": currency,
-        "items": items,
-        "item_count": sum(item["quantity"] for item in items),
-        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        **_items_properties(items),
         "event_source": "webhook",
     }
     return CanonicalEvent(
@@ -308,9 +302,7 @@ def map_refund(
         "net_revenue": net,
         "currency": currency,
         "note": _text(refund.get("note")),
-        "items": items,
-        "item_count": sum(item["quantity"] for item in items),
-        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        **_items_properties(items),
         "event_source": "webhook",
     }
     return CanonicalEvent(
@@ -351,9 +343,7 @@ def map_fulfillment(
         "tracking_url": _url(
             _first_text(fulfillment.get("tracking_url"), fulfillment.get("tracking_urls"))
         ),
-        "items": items,
-        "item_count": sum(item["quantity"] for item in items),
-        "items_schema_version": ITEMS_SCHEMA_VERSION,
+        **_items_properties(items),
         "event_source": "webhook",
     }
     return CanonicalEvent(
@@ -585,6 +575,15 @@ class _Catalog:
 
     def get(self, product_id: str | None) -> ProductInfo:
         return (self.products or {}).get(product_id or "") or ProductInfo()
+
+
+def _items_properties(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The item properties every event with items carries: the items, units, schema version."""
+    return {
+        "items": items,
+        "item_count": sum(item["quantity"] for item in items),
+        "items_schema_version": ITEMS_SCHEMA_VERSION,
+    }
 
 
 def _items(lines: Any, money: _Amounts, catalog: _Catalog) -> list[dict[str, Any]]:
