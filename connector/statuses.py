@@ -42,3 +42,4 @@ class DeliveryOutcome(StrEnum):
     RETRY = "retry"
     REJECTED = "rejected"
     REJECTED_CREDENTIALS = "rejected_credentials"
+    ABANDONED = "abandoned"  # the worker stopped while sending: its lease ran out

@@ -112,6 +112,19 @@ def build_operations(
     return identify, track
 
 
+def _unsendable_reason(exc: BaseException) -> str:
+    return f"cannot be sent: a value cannot be written as JSON ({type(exc).__name__})"
+
+
+def _set_aside(event: Event, exc: BaseException) -> None:
+    """Fail one claimed event whose request cannot even be built; say why, without values."""
+    log.warning("event %s set aside: %s", event.id, type(exc).__name__)
+    event.status = EventStatus.FAILED
+    event.reason = f"cannot be sent: its stored data is unusable ({type(exc).__name__})"
+    event.lease_owner = None
+    event.lease_until = None
+
+
 class Deliverer:
     """Drains one shop's due events; one instance per job run."""
 
@@ -143,22 +156,33 @@ class Deliverer:
                     return delivered, False  # waits: unconfigured, key rejected, uninstalled
                 client = self._client(shop)
                 claimed = events.claim_due_events(
-                    session, shop_domain, self.policy.batch_size, self.policy.lease_seconds
+                    session,
+                    shop_domain,
+                    self.policy.batch_size,
+                    self.policy.lease_seconds,
+                    max_attempts=len(self.policy.retry_schedule) + 1,
                 )
                 people = [e.person_id for e in claimed if e.person_id]
                 stats = order_stats(session, shop_domain, people)
                 consents = consents_for(session, shop_domain, people)
-                operations = [
-                    build_operations(
-                        event,
-                        stats.get(event.person_id or ""),
-                        consents.get(event.person_id or ""),
-                    )
-                    for event in claimed
-                ]
-                event_ids = [event.id for event in claimed]
-            if not event_ids:
+                event_ids: list[str] = []
+                operations: list[Operations] = []
+                for event in claimed:
+                    try:
+                        pair = build_operations(
+                            event,
+                            stats.get(event.person_id or ""),
+                            consents.get(event.person_id or ""),
+                        )
+                    except Exception as exc:  # one unsendable event never holds up the rest
+                        _set_aside(event, exc)
+                        continue
+                    event_ids.append(event.id)
+                    operations.append(pair)
+            if not claimed:
                 return delivered, False
+            if not event_ids:
+                continue
             keep_going, sent = self._send(client, shop_domain, event_ids, operations)
             delivered += sent
             if not keep_going:
@@ -181,7 +205,16 @@ class Deliverer:
         operations: list[Operations],
     ) -> tuple[bool, int]:
         flat = [op for pair in operations for op in pair if op is not None]
-        if len(event_ids) > 1 and not batch_size_ok(flat):  # over Customer.io's size limits
+        try:
+            fits = batch_size_ok(flat)  # encodes the request, as sending it will
+        except (ValueError, TypeError) as exc:  # a value JSON cannot carry (NaN, a surrogate)
+            if len(event_ids) > 1:
+                return self._send_one_by_one(client, shop_domain, event_ids, operations)
+            unsendable = SendResult(
+                None, 0.0, DeliveryOutcome.REJECTED, reason=_unsendable_reason(exc)
+            )
+            return self._record(shop_domain, event_ids, operations, unsendable)
+        if len(event_ids) > 1 and not fits:  # over Customer.io's size limits
             return self._send_one_by_one(client, shop_domain, event_ids, operations)
         self.limiter.acquire(client.site_id, max_wait=self.policy.lease_seconds / 2)
         result = client.send_batch(flat)

@@ -3,8 +3,8 @@ checkout_started per checkout, first orders decided once (jobs/orders.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from webhooks.mapping import (
     map_order,
     shopper_of,
 )
+from webhooks.payload import UnreadablePayloadError, read_payload
 from webhooks.topics import (
     CHECKOUT_TOPICS,
     CUSTOMER_TOPICS,
@@ -56,22 +57,49 @@ ORDER_CHANGE_EVENTS = (
 UNSENT_CHECKOUT = (EventStatus.WAITING_FOR_IDENTITY, EventStatus.PENDING)
 
 
+BATCH_SIZE = 200
+
+
+_PLAIN_WORDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (UnicodeError, "a text value cannot be stored or sent"),
+    (OverflowError, "a number or date is out of range"),
+    (RecursionError, "the body is nested too deeply"),
+    (ArithmeticError, "an amount cannot be computed"),
+    ((TypeError, KeyError, AttributeError, IndexError), "a field has an unexpected type"),
+    (ValueError, "a field has an unexpected value"),
+)
+
+
+def poison_reason(exc: BaseException) -> str:
+    """What support sees for a webhook whose processing raised: plain words and the error's
+    class. Never the error's message, which may quote the shopper's data."""
+    words = next(
+        (text for kinds, text in _PLAIN_WORDS if isinstance(exc, kinds)),
+        "the database refused a value"
+        if type(exc).__module__.startswith(("sqlalchemy", "psycopg", "sqlite3"))
+        else "an unexpected error",
+    )
+    return f"cannot process: {words} ({type(exc).__name__}); replay it once fixed"
+
+
 def process_batch(
     session: Session,
     spec: TrackSpec,
     shop_domain: str,
-    limit: int = 200,
+    limit: int = BATCH_SIZE,
     order_count: OrderCountLookup | None = None,
     new_order_window: timedelta = DEFAULT_NEW_ORDER_WINDOW,
     product_fetch: ProductFetch | None = None,
+    only: Sequence[int] | None = None,
 ) -> int:
-    """Process up to `limit` received inbox rows of one shop; return how many were handled.
+    """Process up to `limit` received inbox rows of one shop (or just the rows `only`
+    names); return how many were handled.
 
     Orders are handled in the order the shopper placed them, so when several orders of a
     new customer wait together, the earliest one becomes the first order. Only orders
     created within `new_order_window` (and after the shop installed the app) are placed.
     """
-    rows = inbox.received_deliveries(session, shop_domain, limit)
+    rows = inbox.received_deliveries(session, shop_domain, limit, only=only)
     lifecycle = [row for row in rows if row.topic in LIFECYCLE_TOPICS]
     if lifecycle:  # uninstall and privacy requests: alone, after what arrived before them
         earlier = [row for row in rows if row.id < lifecycle[0].id]
@@ -80,7 +108,7 @@ def process_batch(
             return 1
         rows = earlier
     shop = get_shop(session, shop_domain)
-    parsed = [(row, json.loads(row.body)) for row in rows]
+    parsed = _readable(rows)
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
     if has_redactions(session, shop_domain):  # before the batch learns anything from them
         parsed = [(row, p) for row, p in parsed if not erase_if_redacted(session, row, p)]
@@ -104,6 +132,17 @@ def process_batch(
                 inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
     record_consents(session, shop_domain, batch.consents)
     return len(rows)
+
+
+def _readable(rows: Sequence[WebhookDelivery]) -> list[tuple[WebhookDelivery, Any]]:
+    """Each row with its payload; a row whose body cannot be read is failed with the reason."""
+    parsed = []
+    for row in rows:
+        try:
+            parsed.append((row, read_payload(row.body)))
+        except UnreadablePayloadError as exc:
+            inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
+    return parsed
 
 
 def _event_ids(shop_domain: str, parsed: list[tuple[WebhookDelivery, Any]]) -> set[str]:
@@ -464,7 +503,7 @@ def remap_event(session: Session, spec: TrackSpec, stored: Event) -> list[str]:
         return (
             [] if stored.name in IDENTIFY_ONLY else validate(spec, stored.name, stored.properties)
         )
-    payload = json.loads(row.body)
+    payload = read_payload(row.body)
     source = stored.properties.get("event_source", "webhook")
     if stored.name == EventName.ORDER_PLACED:
         event = map_order(payload, shop_domain=stored.shop_domain, event_source=source)

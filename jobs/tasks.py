@@ -1,22 +1,61 @@
-"""RQ job functions: module-level, taking ids and strings, opening their own sessions."""
+"""RQ job functions: module-level, taking ids and strings, opening their own sessions.
+
+Each is wrapped by `without_personal_data`: RQ keeps a failed job's traceback in Redis
+(and the worker logs it), and an exception's message can quote a shopper's email or
+name. What RQ sees instead names the exception's class and where it was raised.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+import traceback
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from redis.exceptions import RedisError
 
 from connector import runtime
-from connector.storage.db import transaction
+from connector.shopify.errors import ShopifyUnavailableError
+from connector.storage import inbox
+from connector.storage.db import is_unavailable, transaction
 from jobs import history, products, queue
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work
-from jobs.processing import process_batch
+from jobs.processing import BATCH_SIZE, poison_reason, process_batch
 from jobs.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+
+class JobFailedError(Exception):
+    """A job's failure as RQ stores and logs it: the class and place, never the message."""
+
+
+def without_personal_data(job: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(job)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return job(*args, **kwargs)
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            failure = (
+                f"{job.__name__} raised {type(exc).__name__} at "
+                f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno} (message withheld: "
+                "it may quote shopper data)"
+            )
+            log.error("job failed: %s", failure)
+            raise JobFailedError(failure) from None
+
+    return run
+
+
+@without_personal_data
 def process_inbox(shop_domain: str) -> int:
     """Map every received webhook of a shop into events, then nudge delivery."""
     rt = runtime.current()
@@ -29,15 +68,12 @@ def process_inbox(shop_domain: str) -> int:
     # One mapper per shop at a time, so first orders are decided in the shopper's order.
     with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
         while True:
-            with transaction(rt.sessions) as session:
-                count = process_batch(
-                    session,
-                    rt.spec,
-                    shop_domain,
-                    order_count=lookup,
-                    new_order_window=window,
-                    product_fetch=product_fetch,
-                )
+            options: dict[str, Any] = {
+                "order_count": lookup,
+                "new_order_window": window,
+                "product_fetch": product_fetch,
+            }
+            count = _process_next_batch(rt, shop_domain, options)
             if not count:
                 break
             handled += count
@@ -46,6 +82,44 @@ def process_inbox(shop_domain: str) -> int:
                 queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain, force=True)
                 break
     return handled
+
+
+def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str, Any]) -> int:
+    """Process the shop's next batch in one transaction; if anything in it raises, process
+    the same rows one per transaction, so only the row that raises is set aside (failed,
+    with the exception's class), and the others go on. A database that is down is not a
+    row's fault: that raises, and the job is tried again later."""
+    try:
+        with transaction(rt.sessions) as session:
+            return process_batch(session, rt.spec, shop_domain, **options)
+    except Exception as exc:
+        if _is_transient(exc):
+            raise
+        log.warning(
+            "a batch of shop %s raised %s: processing its webhooks one by one",
+            shop_domain,
+            type(exc).__name__,
+        )
+    with transaction(rt.sessions) as session:
+        ids = inbox.received_delivery_ids(session, shop_domain, BATCH_SIZE)
+    for delivery_id in ids:
+        try:
+            with transaction(rt.sessions) as session:
+                process_batch(session, rt.spec, shop_domain, only=[delivery_id], **options)
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+            log.warning(
+                "webhook %s of shop %s set aside: %s", delivery_id, shop_domain, type(exc).__name__
+            )
+            with transaction(rt.sessions) as session:
+                inbox.fail_delivery(session, delivery_id, poison_reason(exc))
+    return len(ids)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """An outage (database, Redis, Shopify) the job waits out, not one webhook's fault."""
+    return is_unavailable(exc) or isinstance(exc, ShopifyUnavailableError | RedisError)
 
 
 def deliverer(rt: runtime.Runtime) -> Deliverer:
@@ -64,6 +138,7 @@ def deliverer(rt: runtime.Runtime) -> Deliverer:
     )
 
 
+@without_personal_data
 def deliver_pending(shop_domain: str) -> int:
     """Deliver a shop's due events to its Customer.io workspace."""
     rt = runtime.current()
@@ -76,6 +151,7 @@ def deliver_pending(shop_domain: str) -> int:
     return delivered
 
 
+@without_personal_data
 def sweep() -> dict[str, int]:
     """Re-nudge whatever is pending without a live job; expire held checkouts."""
     rt = runtime.current()
@@ -91,6 +167,7 @@ def sweep() -> dict[str, int]:
     }
 
 
+@without_personal_data
 def import_history(shop_domain: str) -> int:
     """Seed the first-order ledger from the shop's order history (queued on install)."""
     return history.import_history(runtime.current(), shop_domain)

@@ -32,6 +32,7 @@ _CHANNELS = {
 
 _CENT = Decimal("0.01")
 _ZERO = Decimal("0")
+_IMPLAUSIBLE_AMOUNT = Decimal("1e15")  # beyond any order; keeps cents exact in a float
 
 PRESENTMENT = "presentment_money"
 SHOP = "shop_money"
@@ -69,7 +70,7 @@ def map_order(
     """
     _check_source(event_source)
     order = _require_mapping(payload, "order")
-    if order.get("id") in (None, ""):
+    if _id(order.get("id")) is None:
         raise MappingError("order has no id")
     customer = _customer(order)
     shop_currency = _text(order.get("currency"))
@@ -187,7 +188,7 @@ def map_customer(payload: Mapping[str, Any], *, shop_domain: str) -> CanonicalEv
     Raises MappingError when the customer has no id or no readable updated_at/created_at.
     """
     customer = _require_mapping(payload, "customer")
-    if customer.get("id") in (None, ""):
+    if _id(customer.get("id")) is None:
         raise MappingError("customer has no id")
     customer_id, email = shopper_of({"customer": customer})
     updated_at = _timestamp(customer, ("updated_at", "created_at"), "customer")
@@ -239,7 +240,7 @@ def map_cancellation(
     Raises MappingError when the order has no id or no cancelled_at/updated_at time.
     """
     order = _require_mapping(payload, "order")
-    if order.get("id") in (None, ""):
+    if _id(order.get("id")) is None:
         raise MappingError("order has no id")
     shop_currency = _text(order.get("currency"))
     currency = _order_currency(order, shop_currency)
@@ -282,7 +283,7 @@ def map_refund(
     Raises MappingError when the refund has no id, no order_id or no time.
     """
     refund = _require_mapping(payload, "refund")
-    if refund.get("id") in (None, "") or refund.get("order_id") in (None, ""):
+    if _id(refund.get("id")) is None or _id(refund.get("order_id")) is None:
         raise MappingError("refund has no id or no order_id")
     amount, currency = _refunded(refund.get("transactions"), order.currency)
     money = _Amounts(side=PRESENTMENT, plain=PRESENTMENT)
@@ -328,7 +329,7 @@ def map_fulfillment(
     Raises MappingError when the fulfilment has no id, no order_id or no created_at.
     """
     fulfillment = _require_mapping(payload, "fulfillment")
-    if fulfillment.get("id") in (None, "") or fulfillment.get("order_id") in (None, ""):
+    if _id(fulfillment.get("id")) is None or _id(fulfillment.get("order_id")) is None:
         raise MappingError("fulfillment has no id or no order_id")
     money = _Amounts(side=PRESENTMENT, plain=PRESENTMENT)
     items = _items(fulfillment.get("line_items"), money, _Catalog(shop_domain, products))
@@ -547,6 +548,8 @@ def _decimal(value: Any, field: str) -> Decimal | None:
         raise MappingError(f"{field} is not a decimal amount") from exc
     if not amount.is_finite():
         raise MappingError(f"{field} is not a decimal amount")
+    if abs(amount) >= _IMPLAUSIBLE_AMOUNT:
+        raise MappingError(f"{field} is too large to be an amount of money")
     return amount
 
 
@@ -656,7 +659,8 @@ def _text(value: Any) -> str | None:
 
 
 def _id(value: Any) -> str | None:
-    if value is None or value == "" or isinstance(value, bool):
+    """An id as text; only strings and integers are ids (an object or a list is none)."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
     return str(value)
 
@@ -666,7 +670,7 @@ def _integer(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a quantity of 1e999
         return None
 
 

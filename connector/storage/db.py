@@ -10,7 +10,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Sessions",
     "StorageUnavailableError",
     "storage_errors",
+    "is_unavailable",
     "make_engine",
     "make_sessionmaker",
     "transaction",
@@ -44,13 +46,29 @@ def storage_errors() -> Iterator[None]:
         raise StorageUnavailableError(type(exc).__name__) from exc
 
 
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk", "readonly")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the database could not be reached or was busy (try again later), as
+    opposed to refusing what one row holds (a bad value: set that row aside)."""
+    if isinstance(exc, OperationalError) and exc.orig.__class__.__module__ == "sqlite3":
+        # SQLite says OperationalError for a locked database and for a malformed value.
+        return any(word in str(exc.orig) for word in _SQLITE_UNAVAILABLE)
+    if isinstance(exc, StorageUnavailableError | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, PoolTimeoutError | ConnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def make_engine(database_url: str) -> Engine:
     """Create an engine tuned for the backend: WAL and a busy timeout on SQLite."""
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(database_url, connect_args={"timeout": 15})
+        engine = create_engine(database_url, connect_args={"timeout": 15}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if database_url.startswith("postgresql://"):
@@ -58,7 +76,11 @@ def make_engine(database_url: str) -> Engine:
     # No pre-ping: it costs a round trip on every webhook. After a database restart the
     # first statement on a dead connection fails (the webhook gets 503 and Shopify retries,
     # a job is retried) and SQLAlchemy then discards the whole pool.
-    return create_engine(database_url, pool_size=5, max_overflow=10, pool_recycle=1800)
+    # hide_parameters: a failed statement's message never carries the shopper's values
+    # into a log line or a stored job failure.
+    return create_engine(
+        database_url, pool_size=5, max_overflow=10, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

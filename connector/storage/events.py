@@ -176,26 +176,31 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 
 def claim_due_events(
-    session: Session, shop_domain: str, limit: int, lease_seconds: int
+    session: Session, shop_domain: str, limit: int, lease_seconds: int, max_attempts: int
 ) -> list[Event]:
     """Lease up to `limit` due events of a shop to this caller, atomically.
 
     A conditional UPDATE takes the lease, so two workers never claim the same event; an
-    expired lease (a worker killed mid-send) makes the event due again.
+    expired lease (a worker killed mid-send) makes the event due again. Such an abandoned
+    send counts as an attempt, so an event that stops the worker every time it is sent
+    fails after `max_attempts` instead of being retried forever.
     """
     now = utcnow()
-    candidates = session.scalars(
-        select(Event.id)
+    candidates = session.execute(
+        select(Event.id, Event.lease_owner)
         .where(Event.shop_domain == shop_domain, _due(now))
         .order_by(Event.occurred_at)
         .limit(limit)
     ).all()
     if not candidates:
         return []
+    abandoned = [event_id for event_id, owner in candidates if owner is not None]
+    if abandoned:
+        _count_abandoned(session, abandoned, now, max_attempts)
     owner = str(uuid.uuid4())
     session.execute(
         update(Event)
-        .where(Event.id.in_(candidates), _due(now))
+        .where(Event.id.in_([event_id for event_id, _ in candidates]), _due(now))
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
@@ -205,6 +210,34 @@ def claim_due_events(
             select(Event).where(Event.lease_owner == owner).order_by(Event.occurred_at)
         ).all()
     )
+
+
+def _count_abandoned(
+    session: Session, event_ids: list[str], now: datetime, max_attempts: int
+) -> None:
+    """Record each abandoned send as an attempt; fail the events that used up their tries."""
+    reason = "the worker stopped while sending it (its lease ran out)"
+    for event in session.scalars(select(Event).where(Event.id.in_(event_ids))).all():
+        if event.lease_owner is None or event.status != EventStatus.PENDING:
+            continue
+        event.attempts += 1
+        event.lease_owner = None
+        event.lease_until = None
+        if event.attempts >= max_attempts:
+            event.status = EventStatus.FAILED
+            event.reason = f"gave up after {event.attempts} attempts: {reason}"
+        add_attempt(
+            session,
+            event.id,
+            attempted_at=now,
+            outcome=DeliveryOutcome.ABANDONED,
+            status_code=None,
+            latency_ms=0.0,
+            reason=reason,
+            excerpt=None,
+            batch_size=len(event_ids),
+        )
+    session.flush()
 
 
 def shops_with_due_events(session: Session) -> list[str]:

@@ -35,9 +35,10 @@ def record_delivery(engine: Engine, values: Mapping[str, Any]) -> bool:
 
 
 def received_deliveries(
-    session: Session, shop_domain: str, limit: int
+    session: Session, shop_domain: str, limit: int, only: Sequence[int] | None = None
 ) -> Sequence[WebhookDelivery]:
-    """The oldest unprocessed inbox rows of one shop, locked (SKIP LOCKED) for this transaction."""
+    """The oldest unprocessed inbox rows of one shop (of the ids `only` names, if given),
+    locked (SKIP LOCKED) for this transaction."""
     query = (
         select(WebhookDelivery)
         .where(WebhookDelivery.shop_domain == shop_domain)
@@ -46,7 +47,28 @@ def received_deliveries(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if only is not None:
+        query = query.where(WebhookDelivery.id.in_(list(only)))
     return session.scalars(query).all()
+
+
+def received_delivery_ids(session: Session, shop_domain: str, limit: int) -> list[int]:
+    """The ids of the oldest unprocessed inbox rows of one shop."""
+    query = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.shop_domain == shop_domain)
+        .where(WebhookDelivery.state == InboxState.RECEIVED)
+        .order_by(WebhookDelivery.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query).all())
+
+
+def fail_delivery(session: Session, delivery_id: int, reason: str) -> None:
+    """Set one inbox row aside as failed (after its processing raised), if still waiting."""
+    row = session.get(WebhookDelivery, delivery_id)
+    if row is not None and row.state == InboxState.RECEIVED:
+        finish_delivery(row, InboxState.FAILED, reason)
 
 
 def shops_with_received_deliveries(session: Session) -> list[str]:
