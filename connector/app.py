@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.config import Settings
 from connector.csrf import csrf_token
+from connector.headers import secure_transport
 from connector.runtime import Runtime
 from jobs.queue import DebouncedKicker
 
@@ -23,6 +24,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     # Sessions (staff console, merchant settings) travel only with same-site requests and
     # top-level navigations such as Shopify's OAuth redirect back to us.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    secure_transport(app, runtime.settings)
     app.extensions["connector"] = runtime
     app.extensions["kicker"] = DebouncedKicker(runtime.settings.kick_debounce_seconds)
     logging.basicConfig(

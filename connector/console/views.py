@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from connector.console import staff
 from connector.csrf import check_csrf
+from connector.headers import deny_framing
 from connector.runtime import Runtime
 from connector.shop_domain import normalize_shop_domain
 from connector.statuses import EventStatus
@@ -72,10 +73,9 @@ def require_staff() -> ResponseReturnValue | None:
 
 @blueprint.after_request
 def no_store(response: Response) -> Response:
-    """Pages hold personal data: never cache them."""
+    """Pages hold personal data: never cache them, and let no one frame them."""
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+    return deny_framing(response)
 
 
 @blueprint.app_template_filter("console_time")
