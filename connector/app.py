@@ -11,13 +11,19 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from connector.config import Settings
 from connector.csrf import csrf_token
 from connector.headers import secure_transport
+from connector.keys import check_secret_key
 from connector.runtime import Runtime
 from jobs.queue import DebouncedKicker
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:
-    """Build the app; without a runtime, settings come from the environment."""
+    """Build the app; without a runtime, settings come from the environment.
+
+    Raises ConfigError when a setting is missing or CONNECTOR_SECRET_KEY does not decrypt
+    the stored credentials.
+    """
     runtime = runtime or Runtime(Settings.from_env())
+    check_secret_key(runtime)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     app.config["SECRET_KEY"] = runtime.settings.secret_key
