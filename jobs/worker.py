@@ -9,12 +9,18 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
+from connector.keys import check_secret_key
 from connector.runtime import Runtime
 from jobs.tasks import sweep
 
 
 def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> bool:
-    """Run a SimpleWorker: no fork per job, so the HTTP connection pool lives across jobs."""
+    """Run a SimpleWorker: no fork per job, so the HTTP connection pool lives across jobs.
+
+    Raises ConfigError, before taking any job, when CONNECTOR_SECRET_KEY does not decrypt
+    the stored credentials.
+    """
+    check_secret_key(rt)
     settings = rt.settings
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"

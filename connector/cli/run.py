@@ -7,6 +7,7 @@ import json
 import click
 
 from connector.cli.params import current_runtime
+from connector.config import ConfigError
 from connector.dev.serve import serve as run_serve
 from jobs.tasks import sweep as run_sweep
 from jobs.worker import run_worker
@@ -29,7 +30,10 @@ def sweep() -> None:
 )
 def worker(burst: bool, with_sweep: bool) -> None:
     """Run an RQ worker on the connector's queue."""
-    run_worker(current_runtime(), burst=burst, with_sweep=with_sweep)
+    try:
+        run_worker(current_runtime(), burst=burst, with_sweep=with_sweep)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command()

@@ -10,7 +10,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from connector.identity import normalize_email
 from connector.storage.db import Session
 from connector.storage.models import StaffUser
-from connector.storage.staff import find_staff, save_staff
+from connector.storage.staff import (
+    end_sessions,
+    find_staff,
+    get_staff,
+    save_staff,
+    set_staff_active,
+)
 from connector.timeutil import utcnow
 
 MAX_ATTEMPTS = 5
@@ -39,6 +45,34 @@ def add_staff(session: Session, email: str, password: str) -> StaffUser:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     return save_staff(session, email, generate_password_hash(password))
+
+
+def set_active(session: Session, email: str, active: bool) -> StaffUser:
+    """Enable or disable EMAIL's account; disabling ends its sessions at once.
+
+    Raises StaffError when there is no such account.
+    """
+    user = set_staff_active(session, _normalized(email), active)
+    if user is None:
+        raise StaffError(f"no staff account {_normalized(email)}")
+    return user
+
+
+def session_user(session: Session, staff_id: object, version: object) -> StaffUser | None:
+    """The account a session cookie names, if it is active and the cookie's version current."""
+    if not isinstance(staff_id, int) or not isinstance(version, int):
+        return None
+    user = get_staff(session, staff_id)
+    if user is None or not user.active or user.session_version != version:
+        return None
+    return user
+
+
+def log_out(session: Session, staff_id: int) -> None:
+    """End every session of the account: a copy of the cookie is worth nothing afterwards."""
+    user = get_staff(session, staff_id)
+    if user is not None:
+        end_sessions(user)
 
 
 def authenticate(session: Session, email: str, password: str) -> StaffUser | None:

@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from connector.console import staff
 from connector.csrf import check_csrf
+from connector.headers import deny_framing
 from connector.runtime import Runtime
 from connector.shop_domain import normalize_shop_domain
 from connector.statuses import EventStatus
@@ -37,12 +38,12 @@ from connector.storage import console as console_queries
 from connector.storage import health as console_stats
 from connector.storage.db import transaction
 from connector.storage.replay import recent_audits
-from connector.storage.staff import get_staff
 from connector.timeutil import parse_utc
 from jobs.replay import ReplayRequest, preview_replay, run_replay
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 SESSION_KEY = "staff_id"
+VERSION_KEY = "staff_version"  # the account's session_version at login
 OPEN_ENDPOINTS = {"console.login"}
 BULK_STATUSES = {"failed": (EventStatus.FAILED,), "quarantined": (EventStatus.QUARANTINED,)}
 
@@ -59,21 +60,22 @@ def require_staff() -> ResponseReturnValue | None:
     staff_id = session.get(SESSION_KEY)
     if staff_id is not None:
         with _rt().sessions() as db:
-            user = get_staff(db, staff_id)
-            g.staff = user.email if user is not None and user.active else None
-    if g.staff is None and request.endpoint not in OPEN_ENDPOINTS:
+            user = staff.session_user(db, staff_id, session.get(VERSION_KEY))
+            g.staff = user.email if user is not None else None
+    if g.staff is None:
         session.pop(SESSION_KEY, None)
-        return redirect(url_for("console.login", next=request.path))
+        session.pop(VERSION_KEY, None)
+        if request.endpoint not in OPEN_ENDPOINTS:
+            return redirect(url_for("console.login", next=request.path))
     check_csrf()
     return None
 
 
 @blueprint.after_request
 def no_store(response: Response) -> Response:
-    """Pages hold personal data: never cache them."""
+    """Pages hold personal data: never cache them, and let no one frame them."""
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+    return deny_framing(response)
 
 
 @blueprint.app_template_filter("console_time")
@@ -106,12 +108,13 @@ def login() -> ResponseReturnValue:
         return render_template("console/login.html", error="Too many attempts. Wait."), 429
     with transaction(_rt().sessions) as db:
         user = staff.authenticate(db, email, request.form.get("password", ""))
-        user_id = user.id if user else None
+        user_id, version = (user.id, user.session_version) if user else (None, None)
     if user_id is None:
         return render_template("console/login.html", error="Wrong email or password."), 401
     limiter.reset(email, address)
     session.clear()  # a fresh session: no merchant key, a new CSRF token
     session[SESSION_KEY] = user_id
+    session[VERSION_KEY] = version
     return redirect(_safe_next(request.args.get("next")))
 
 
@@ -124,7 +127,9 @@ def _safe_next(target: str | None) -> str:
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the staff session."""
+    """End the staff session, and every copy of it: the account's session version moves on."""
+    with transaction(_rt().sessions) as db:
+        staff.log_out(db, session[SESSION_KEY])
     session.clear()
     return redirect(url_for("console.login"))
 

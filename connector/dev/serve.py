@@ -75,6 +75,8 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
     connector = [sys.executable, "-m", "connector"]
     try:
         subprocess.run([*connector, "db", "upgrade"], env=env, check=True)
+        if subprocess.run([*connector, "keys", "check"], env=env).returncode != 0:
+            raise click.ClickException("not started: see the key check above")
         if demo:
             subprocess.run(
                 [

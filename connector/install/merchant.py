@@ -5,10 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import shopify
-from flask import request, session
+from flask import g, request, session
 from shopify.session_token import SessionTokenError
+from werkzeug.wrappers import Response
 
 from connector.config import Settings
+from connector.headers import merchant_frame_ancestors
 from connector.shop_domain import is_shop_domain
 
 SESSION_KEY = "merchant_shop"
@@ -18,6 +20,7 @@ def start(shop: str) -> None:
     """Sign the browser in as `shop`'s merchant (a fresh session: no earlier shop or token)."""
     session.clear()
     session[SESSION_KEY] = shop
+    g.merchant_shop = shop
     session.permanent = False
 
 
@@ -49,3 +52,12 @@ def current_shop(settings: Settings) -> str | None:
         return shop_from_session_token(header, settings)
     shop = session.get(SESSION_KEY)
     return str(shop) if shop else None
+
+
+def frame_only_in_admin(response: Response) -> Response:
+    """After every merchant page: framed by the verified shop's admin only (Shopify's rule).
+
+    The shop is the one a view verified (`g.merchant_shop`), never a query parameter.
+    """
+    response.headers["Content-Security-Policy"] = merchant_frame_ancestors(g.get("merchant_shop"))
+    return response

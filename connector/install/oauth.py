@@ -38,6 +38,7 @@ from webhooks.topics import SUBSCRIBED_TOPICS
 log = logging.getLogger(__name__)
 blueprint = Blueprint("install", __name__)
 blueprint.register_error_handler(400, bad_request)
+blueprint.after_request(merchant.frame_only_in_admin)
 
 STATE_TTL = 600
 STATE_SESSION_KEY = "oauth_state"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from connector.csrf import check_csrf
@@ -23,6 +23,7 @@ from webhooks.topics import ORDER_TOPIC_CHOICES
 
 blueprint = Blueprint("settings", __name__)
 blueprint.register_error_handler(400, bad_request)
+blueprint.after_request(merchant.frame_only_in_admin)
 
 SIGN_IN = ("Sign in from Shopify", "Open the connector from your Shopify admin.")
 
@@ -32,6 +33,7 @@ def _merchant_shop(rt: Runtime) -> str | None:
     requested = request.args.get("shop")
     if shop and requested and not _is_shop(requested, shop):
         return None  # a session never reaches another shop's settings
+    g.merchant_shop = shop
     return shop
 
 

@@ -144,7 +144,11 @@ def test_an_embedded_session_token_opens_that_shops_settings(
     install(client.application.test_client(), SHOP)
     fresh_browser = client.application.test_client()
     good = {"Authorization": "Bearer " + session_token(SHOP)}
-    assert fresh_browser.get("/settings", headers=good).status_code == 200
+    answer = fresh_browser.get("/settings", headers=good)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Security-Policy"] == (
+        f"frame-ancestors https://{SHOP} https://admin.shopify.com"
+    )
 
     for bad in (
         session_token(SHOP, secret="wrong-secret"),

@@ -12,13 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support import ROOT, free_port
 
 
 @pytest.mark.slow

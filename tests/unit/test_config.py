@@ -57,3 +57,12 @@ def test_repr_hides_secrets_and_database_passwords() -> None:
     shown = repr(settings)
     assert "shopify-secret-value" not in shown and "connector-secret-value" not in shown
     assert "s3cret" not in shown and "postgresql://app:***@db/prod" in shown
+
+
+def test_previous_secret_keys_are_a_comma_separated_list_never_shown() -> None:
+    settings = Settings.from_env(
+        {**REQUIRED, "CONNECTOR_SECRET_KEY_PREVIOUS": "old-key-one, old-key-two,"}
+    )
+    assert settings.previous_secret_keys == ("old-key-one", "old-key-two")
+    assert "old-key" not in repr(settings)
+    assert Settings.from_env(REQUIRED).previous_secret_keys == ()
