@@ -39,6 +39,7 @@ class Settings:
     kick_debounce_seconds: float = 0.1
     checkout_hold_hours: int = 72
     new_order_window_hours: int = 72  # older orders belong to `connector history backfill`
+    unknown_shop_grace_hours: int = 24  # webhooks of a shop that never installed, then purged
     app_url: str = "http://127.0.0.1:8000"
     shopify_api_version: str = "2026-07"
     shopify_admin_base_url: str | None = None  # None: https://{shop}; tests: the fake Shopify
@@ -92,6 +93,7 @@ class Settings:
                 kick_debounce_seconds=float(env.get("KICK_DEBOUNCE_SECONDS", 0.1)),
                 checkout_hold_hours=int(env.get("CHECKOUT_HOLD_HOURS", 72)),
                 new_order_window_hours=int(env.get("NEW_ORDER_WINDOW_HOURS", 72)),
+                unknown_shop_grace_hours=int(env.get("UNKNOWN_SHOP_GRACE_HOURS", 24)),
                 app_url=env.get("APP_URL", "http://127.0.0.1:8000"),
                 shopify_api_version=env.get("SHOPIFY_API_VERSION", "2026-07"),
                 shopify_admin_base_url=env.get("SHOPIFY_ADMIN_BASE_URL") or None,

@@ -1,11 +1,14 @@
-"""The periodic sweep: find work that lost its nudge, and expire held checkouts."""
+"""The periodic sweep: find work that lost its nudge, expire held checkouts, and purge the
+webhooks of shops that never installed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from connector.storage import events, inbox
 from connector.storage.db import Sessions, transaction
+from connector.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -13,14 +16,20 @@ class SweepResult:
     shops_to_process: list[str]
     shops_to_deliver: list[str]
     checkouts_expired: int
+    unknown_shop_webhooks_purged: int = 0
 
 
-def find_work(sessions: Sessions, hold_hours: int) -> SweepResult:
-    """Expire anonymous checkouts held too long; list the shops with work waiting."""
+def find_work(sessions: Sessions, hold_hours: int, unknown_shop_grace_hours: int) -> SweepResult:
+    """Expire anonymous checkouts held too long; purge the webhooks of shops that never
+    installed once their grace period is over; list the shops with work waiting."""
     with transaction(sessions) as session:
         expired = events.expire_held_checkouts(session, hold_hours)
+        purged = inbox.purge_unknown_shops(
+            session, utcnow() - timedelta(hours=unknown_shop_grace_hours)
+        )
         return SweepResult(
             shops_to_process=inbox.shops_with_received_deliveries(session),
             shops_to_deliver=events.shops_with_due_events(session),
             checkouts_expired=expired,
+            unknown_shop_webhooks_purged=purged,
         )

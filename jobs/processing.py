@@ -99,6 +99,10 @@ def process_batch(
     new customer wait together, the earliest one becomes the first order. Only orders
     created within `new_order_window` (and after the shop installed the app) are placed.
     """
+    shop = get_shop(session, shop_domain)
+    if shop is None:  # never installed: nothing is mapped until it does (or the grace ends)
+        inbox.hold_for_install(session, shop_domain)
+        return 0
     rows = inbox.received_deliveries(session, shop_domain, limit, only=only)
     lifecycle = [row for row in rows if row.topic in LIFECYCLE_TOPICS]
     if lifecycle:  # uninstall and privacy requests: alone, after what arrived before them
@@ -107,7 +111,6 @@ def process_batch(
             handle_lifecycle(session, lifecycle[0])
             return 1
         rows = earlier
-    shop = get_shop(session, shop_domain)
     parsed = _readable(rows)
     parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
     if has_redactions(session, shop_domain):  # before the batch learns anything from them

@@ -155,7 +155,9 @@ def deliver_pending(shop_domain: str) -> int:
 def sweep() -> dict[str, int]:
     """Re-nudge whatever is pending without a live job; expire held checkouts."""
     rt = runtime.current()
-    work = find_work(rt.sessions, rt.settings.checkout_hold_hours)
+    work = find_work(
+        rt.sessions, rt.settings.checkout_hold_hours, rt.settings.unknown_shop_grace_hours
+    )
     for shop in work.shops_to_process:
         queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop, force=True)
     for shop in work.shops_to_deliver:
@@ -164,6 +166,7 @@ def sweep() -> dict[str, int]:
         "shops_to_process": len(work.shops_to_process),
         "shops_to_deliver": len(work.shops_to_deliver),
         "checkouts_expired": work.checkouts_expired,
+        "unknown_shop_webhooks_purged": work.unknown_shop_webhooks_purged,
     }
 
 

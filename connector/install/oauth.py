@@ -165,6 +165,7 @@ def _after_install(rt: Runtime, shop: str, installed: shops.Installed) -> None:
             )
         if installed.reinstalled:  # pending events waited while the shop was uninstalled
             queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
-            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
+        # Webhooks may have arrived while the install was under way: they waited for it.
+        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
     except RedisError:
         log.warning("post-install jobs not queued shop=%s; the sweep resumes delivery", shop)

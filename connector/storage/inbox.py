@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, select
+from sqlalchemy import Insert, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.statuses import InboxState
 from connector.storage.db import Engine, Session, storage_errors
-from connector.storage.models import WebhookDelivery
+from connector.storage.models import Shop, WebhookDelivery
 from connector.timeutil import utcnow
 
 
@@ -72,9 +73,44 @@ def fail_delivery(session: Session, delivery_id: int, reason: str) -> None:
 
 
 def shops_with_received_deliveries(session: Session) -> list[str]:
-    """The shops that have inbox rows waiting to be processed."""
-    query = select(WebhookDelivery.shop_domain).where(WebhookDelivery.state == InboxState.RECEIVED)
+    """The known shops that have inbox rows waiting to be processed (a shop that never
+    installed has none to process: its webhooks wait for the install)."""
+    query = (
+        select(WebhookDelivery.shop_domain)
+        .join(Shop, Shop.domain == WebhookDelivery.shop_domain)
+        .where(WebhookDelivery.state == InboxState.RECEIVED)
+    )
     return list(session.scalars(query.distinct()).all())
+
+
+UNKNOWN_SHOP = "waiting: the shop has not installed the app (kept for a grace period)"
+
+
+def hold_for_install(session: Session, shop_domain: str) -> int:
+    """Say why a never-installed shop's webhooks wait; they are mapped once it installs."""
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.shop_domain == shop_domain,
+            WebhookDelivery.state == InboxState.RECEIVED,
+            WebhookDelivery.state_reason.is_(None),
+        )
+        .values(state_reason=UNKNOWN_SHOP)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def purge_unknown_shops(session: Session, received_before: datetime) -> int:
+    """Delete the webhooks of shops that never installed, once their grace period is over."""
+    known = select(Shop.domain).where(Shop.domain == WebhookDelivery.shop_domain).exists()
+    result = session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.state == InboxState.RECEIVED,  # they never leave it: the index
+            ~known,
+            WebhookDelivery.received_at < received_before,
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def get_delivery(session: Session, delivery_id: int) -> WebhookDelivery | None:
