@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from connector.cli import db, events, history, replay, run, shops, spec, staff
+from connector.cli import db, events, history, reconcile, replay, run, shops, spec, staff
 
 
 @click.group()
@@ -19,6 +19,7 @@ main.add_command(replay.replay)
 main.add_command(events.events)
 main.add_command(staff.staff)
 main.add_command(history.history)
+main.add_command(reconcile.reconcile)
 main.add_command(run.sweep)
 main.add_command(run.worker)
 main.add_command(run.serve)
