@@ -278,6 +278,17 @@ def test_an_uninstalled_shop_is_not_reconciled(
     assert len(fake_shopify.requests) == calls
 
 
+def test_shop_redact_forgets_the_reconciliation_state(
+    client: FlaskClient, rt: Runtime, installed: str, fake_shopify: FakeShopify
+) -> None:
+    reconcile_shop(rt, SHOP)
+    post_webhook(client, "shop/redact", {"shop_id": 1, "shop_domain": SHOP}, "redact", SHOP)
+    run_jobs(rt)
+
+    with rt.sessions() as session:
+        assert session.get(ShopReconciliation, SHOP) is None
+
+
 def test_the_cron_queues_one_run_per_shop_at_a_time(
     rt: Runtime, installed: str, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
