@@ -105,18 +105,28 @@ def reconcile_shop(
         state = reconciliation.start_run(session, shop_domain, started)
         watermark = state.watermark or window.placed_after
     seen = recovered = recreated = 0
-    error = None
+    errors: list[str] = []
+    orders_done = False
     try:
         client = client or client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
-        recreated = ensure_webhooks(client, rt.settings)["created"]
-        for nodes, _cursor in client.orders_updated_pages(_search(watermark, window)):
-            with transaction(rt.sessions) as session:
-                recovered += _feed_page(session, rt, shop_domain, nodes, window)
-            seen += len(nodes)
     except ShopifyError as exc:
-        error = exc.reason
+        errors.append(exc.reason)
+    if client is not None:
+        try:  # a failure here must not keep the orders from being looked at
+            recreated = ensure_webhooks(client, rt.settings)["created"]
+        except ShopifyError as exc:
+            errors.append(f"subscriptions: {exc.reason}")
+        try:
+            for nodes, _cursor in client.orders_updated_pages(_search(watermark, window)):
+                with transaction(rt.sessions) as session:
+                    recovered += _feed_page(session, rt, shop_domain, nodes, window)
+                seen += len(nodes)
+            orders_done = True
+        except ShopifyError as exc:
+            errors.append(f"orders: {exc.reason}")
+    error = "; ".join(errors) or None
     with transaction(rt.sessions) as session:
-        if error is None:  # every order updated before fresh_after was looked at
+        if orders_done:  # every order updated before fresh_after was looked at
             reconciliation.advance_watermark(session, shop_domain, window.fresh_after)
         reconciliation.finish_run(
             session,

@@ -228,6 +228,24 @@ def test_a_deleted_subscription_is_re_created(
         assert state is not None and state.subscriptions_recreated_total == 1
 
 
+def test_orders_are_recovered_when_the_subscriptions_cannot_be_checked(
+    rt: Runtime, installed: str, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
+) -> None:
+    add_orders(fake_shopify, 45_500, 2, utcnow() - timedelta(hours=1))
+    fake_shopify.throttle_next(6, "429", operation="WebhookSubscriptions")
+
+    result = reconcile_shop(rt, SHOP)
+    run_jobs(rt)
+
+    assert result.error == "subscriptions: WebhookSubscriptions: still throttled after retries"
+    assert result.orders_recovered == 2
+    assert len(fake_customerio.events_named("order_placed")) == 2
+    with rt.sessions() as session:
+        state = session.get(ShopReconciliation, SHOP)
+        assert state is not None and state.last_error == result.error
+        assert state.watermark == result.watermark and result.watermark is not None
+
+
 def test_throttled_answers_are_waited_out(
     rt: Runtime, installed: str, fake_shopify: FakeShopify, fake_customerio: FakeCustomerIO
 ) -> None:
@@ -252,7 +270,7 @@ def test_a_run_throttled_beyond_its_retries_resumes_after_the_pages_it_finished(
     fake_shopify.throttle_next(8, operation="ReconcileOrders", after=1)  # page 2: 6 refused
 
     failed = reconcile_shop(rt, SHOP)
-    assert failed.error is not None and "throttled" in failed.error
+    assert failed.error == "orders: ReconcileOrders: still throttled after retries"
     assert (failed.orders_seen, failed.orders_recovered) == (10, 10)
     assert failed.watermark == start + timedelta(minutes=9)  # the first page's last update
 
