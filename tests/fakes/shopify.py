@@ -7,8 +7,8 @@ Serves, per shop under `/shops/<shop>` (point SHOPIFY_ADMIN_BASE_URL at `url_tem
   plus a refresh token) and grant_type=refresh_token (rotates the pair);
 - POST /admin/api/<version>/graphql.json: the operations the connector sends, dispatched
   on `operationName` (WebhookSubscriptions/Create/Delete, Orders, ReconcileOrders,
-  CustomerOrderCount, ProductDetails),
-  after checking X-Shopify-Access-Token; answers 429 or a THROTTLED error on demand.
+  CustomerOrderCount, ProductDetails), after checking X-Shopify-Access-Token; answers 429
+  or a THROTTLED error on demand (any call, or one operation's, from its nth call on).
 Everything it answered is kept in `requests` for the tests to read.
 """
 
