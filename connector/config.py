@@ -36,6 +36,7 @@ class Settings:
     lease_seconds: int = 120
     retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     sweep_interval_seconds: int = 10
+    reconcile_interval_seconds: int = 900  # missed webhooks: ask the Admin API this often
     kick_debounce_seconds: float = 0.1
     checkout_hold_hours: int = 72
     new_order_window_hours: int = 72  # older orders belong to `connector history backfill`
@@ -90,6 +91,7 @@ class Settings:
                 lease_seconds=int(env.get("DELIVERY_LEASE_SECONDS", 120)),
                 retry_schedule=_parse_schedule(env.get("RETRY_SCHEDULE")),
                 sweep_interval_seconds=int(env.get("SWEEP_INTERVAL_SECONDS", 10)),
+                reconcile_interval_seconds=int(env.get("RECONCILE_INTERVAL_SECONDS", 900)),
                 kick_debounce_seconds=float(env.get("KICK_DEBOUNCE_SECONDS", 0.1)),
                 checkout_hold_hours=int(env.get("CHECKOUT_HOLD_HOURS", 72)),
                 new_order_window_hours=int(env.get("NEW_ORDER_WINDOW_HOURS", 72)),

@@ -125,3 +125,43 @@ class DebouncedKicker:
 def clear_kick(redis: Redis, stage: str, shop_domain: str) -> None:
     """Called by a drain job as it starts: later kicks queue a fresh job."""
     redis.delete(flag_key(stage, shop_domain))
+
+
+RECONCILE_JOB = "jobs.tasks.reconcile_shop"
+RECONCILE_TIMEOUT_SECONDS = 1800
+
+
+def reconcile_job_id(shop_domain: str) -> str:
+    """RQ job ids allow letters, digits, "_" and "-"; shop domains have no "_"."""
+    return "reconcile-" + shop_domain.replace(".", "_")
+
+
+def reconcile_flag_key(shop_domain: str) -> str:
+    return f"connector:reconcile:{shop_domain}"
+
+
+def enqueue_reconciliation(redis: Redis, queue_name: str, shop_domain: str) -> bool:
+    """Queue one reconciliation run for the shop unless one is queued or running (its flag
+    lives until the run ends, or the job timeout passes); True if queued."""
+    flag = reconcile_flag_key(shop_domain)
+    if not redis.set(flag, 1, nx=True, ex=RECONCILE_TIMEOUT_SECONDS + 60):
+        return False
+    try:
+        Queue(queue_name, connection=redis).enqueue(
+            RECONCILE_JOB,
+            shop_domain,
+            job_id=reconcile_job_id(shop_domain),
+            job_timeout=RECONCILE_TIMEOUT_SECONDS,
+            result_ttl=0,
+            failure_ttl=24 * 3600,
+            description=f"reconcile {shop_domain}",
+        )
+    except RedisError:
+        redis.delete(flag)
+        raise
+    return True
+
+
+def end_reconciliation(redis: Redis, shop_domain: str) -> None:
+    """Called by the run as it ends: the next tick may queue the next run."""
+    redis.delete(reconcile_flag_key(shop_domain))

@@ -20,8 +20,9 @@ from redis.exceptions import RedisError
 from connector import runtime
 from connector.shopify.errors import ShopifyUnavailableError
 from connector.storage import inbox
+from connector.storage import reconciliation as reconciliation_state
 from connector.storage.db import is_unavailable, transaction
-from jobs import history, products, queue
+from jobs import history, products, queue, reconciliation
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work
 from jobs.processing import BATCH_SIZE, poison_reason, process_batch
@@ -174,3 +175,31 @@ def sweep() -> dict[str, int]:
 def import_history(shop_domain: str) -> int:
     """Seed the first-order ledger from the shop's order history (queued on install)."""
     return history.import_history(runtime.current(), shop_domain)
+
+
+@without_personal_data
+def reconcile_all() -> dict[str, int]:
+    """Queue one reconciliation run per installed shop (RQ cron, every
+    RECONCILE_INTERVAL_SECONDS); a shop whose last run is still queued or running is left."""
+    rt = runtime.current()
+    with rt.sessions() as session:
+        shops = reconciliation_state.shops_to_reconcile(session)
+    queued = sum(
+        queue.enqueue_reconciliation(rt.redis, rt.settings.queue_name, shop) for shop in shops
+    )
+    return {"shops": len(shops), "queued": queued}
+
+
+@without_personal_data
+def reconcile_shop(shop_domain: str) -> dict[str, object]:
+    """One shop's reconciliation run (queued by reconcile_all)."""
+    rt = runtime.current()
+    try:
+        result = reconciliation.reconcile_shop(rt, shop_domain)
+    finally:
+        queue.end_reconciliation(rt.redis, shop_domain)
+    return {
+        "recovered": result.orders_recovered,
+        "subscriptions_recreated": result.subscriptions_recreated,
+        "error": result.error or result.skipped,
+    }

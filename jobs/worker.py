@@ -11,7 +11,7 @@ from rq.cron import CronScheduler
 
 from connector.keys import check_secret_key
 from connector.runtime import Runtime
-from jobs.tasks import sweep
+from jobs.tasks import reconcile_all, sweep
 
 
 def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> bool:
@@ -34,6 +34,7 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> 
                 settings.queue_name,
                 settings.sweep_interval_seconds,
                 settings.log_level,
+                settings.reconcile_interval_seconds,
             ),
             daemon=True,
         )
@@ -48,10 +49,22 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> 
             cron.join(5)
 
 
-def run_sweep_scheduler(redis_url: str, queue_name: str, interval: int, log_level: str) -> None:
-    """Enqueue `jobs.tasks.sweep` every `interval` seconds (several schedulers are harmless)."""
+def run_sweep_scheduler(
+    redis_url: str, queue_name: str, interval: int, log_level: str, reconcile_interval: int = 900
+) -> None:
+    """Enqueue `jobs.tasks.sweep` every `interval` seconds and `jobs.tasks.reconcile_all`
+    every `reconcile_interval` (several schedulers are harmless: a shop's reconciliation is
+    queued once at a time)."""
     scheduler = CronScheduler(connection=Redis.from_url(redis_url), logging_level=log_level)
     scheduler.register(
         sweep, queue_name=queue_name, interval=interval, result_ttl=0, job_timeout=300
     )
+    if reconcile_interval > 0:
+        scheduler.register(
+            reconcile_all,
+            queue_name=queue_name,
+            interval=reconcile_interval,
+            result_ttl=0,
+            job_timeout=300,
+        )
     scheduler.start()

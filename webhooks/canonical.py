@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connector.events import CanonicalEvent, Person
+from webhooks.graphql_orders import event_source_of
 from webhooks.mapping import (
     MappingError,
     PlacedOrder,
@@ -44,7 +45,8 @@ def events_for(
     """The canonical events a webhook of `topic` maps to, before any per-shop decision.
 
     orders/create, orders/paid and orders/updated map to order_placed (whether it is placed
-    is decided against the shop's settings and what is stored); checkouts/* to
+    is decided against the shop's settings and what is stored; an order body stored by
+    reconciliation maps with event_source "reconciliation"); checkouts/* to
     checkout_started; orders/cancelled to order_cancelled; refunds/create and
     fulfillments/create to order_refunded and order_fulfilled on the person of
     `placed_order` (the stored order they belong to); customers/create and
@@ -54,7 +56,8 @@ def events_for(
     """
     order = placed_order or UNKNOWN_ORDER
     if topic in ORDER_PLACING_TOPICS:
-        return [map_order(payload, shop_domain=shop_domain, products=products)]
+        source = event_source_of(payload)  # "reconciliation" for an order it recovered
+        return [map_order(payload, shop_domain=shop_domain, event_source=source, products=products)]
     if topic in CHECKOUT_TOPICS:
         return [map_checkout(payload, shop_domain=shop_domain, products=products)]
     if topic == Topic.ORDERS_CANCELLED:

@@ -20,7 +20,7 @@ from webhooks.attribution import attribution
 # Keep in sync with items_schema_version in spec.yaml (a unit test checks they agree).
 ITEMS_SCHEMA_VERSION = 2  # 2: product_type and product_tags
 
-EVENT_SOURCES = ("webhook", "backfill", "replay")
+EVENT_SOURCES = ("webhook", "backfill", "replay", "reconciliation")
 
 _CHANNELS = {
     "web": "web",

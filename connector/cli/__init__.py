@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from connector.cli import db, events, history, keys, replay, run, shops, spec, staff
+from connector.cli import (
+    db,
+    events,
+    history,
+    keys,
+    reconcile,
+    replay,
+    run,
+    shops,
+    spec,
+    staff,
+)
 
 
 @click.group()
@@ -20,6 +31,7 @@ main.add_command(events.events)
 main.add_command(staff.staff)
 main.add_command(keys.keys)
 main.add_command(history.history)
+main.add_command(reconcile.reconcile)
 main.add_command(run.sweep)
 main.add_command(run.worker)
 main.add_command(run.serve)

@@ -36,6 +36,7 @@ from connector.shop_domain import normalize_shop_domain
 from connector.statuses import EventStatus
 from connector.storage import console as console_queries
 from connector.storage import health as console_stats
+from connector.storage import reconciliation as reconciliations
 from connector.storage.db import transaction
 from connector.storage.replay import recent_audits
 from connector.timeutil import parse_utc
@@ -140,15 +141,25 @@ def overview() -> ResponseReturnValue:
     with _rt().sessions() as db:
         shops = console_stats.shops_health(db)
         counts = console_queries.list_counts(db)
-    return render_template("console/overview.html", shops=shops, counts=counts)
+        reconciled = reconciliations.states(db)
+    return render_template(
+        "console/overview.html", shops=shops, counts=counts, reconciled=reconciled
+    )
 
 
 @blueprint.get("/shops/<domain>")
 def shop(domain: str) -> ResponseReturnValue:
-    """One shop: events per day, success rate, lag percentiles, failures by reason."""
+    """One shop: events per day, success rate, lag percentiles, failures by reason, and
+    what reconciliation (missed webhooks) last did."""
     with _rt().sessions() as db:
         detail = console_stats.shop_detail(db, domain)
-    return render_template("console/shop.html", detail=detail, window=console_stats.WINDOW_DAYS)
+        reconciled = reconciliations.get_state(db, domain)
+    return render_template(
+        "console/shop.html",
+        detail=detail,
+        window=console_stats.WINDOW_DAYS,
+        reconciled=reconciled,
+    )
 
 
 @blueprint.route("/search", methods=["GET", "POST"])

@@ -29,11 +29,11 @@ from connector.shopify.admin import AdminClient
 from connector.shopify.errors import ShopifyAuthError, ShopifyError
 from connector.shopify.http import admin_base_url
 from connector.shopify.oauth import missing_scopes, permission_url, query_problem
+from connector.shopify.subscriptions import ensure_webhooks
 from connector.shopify.tokens import exchange_code, stored_tokens
 from connector.storage import shops
 from connector.storage.db import StorageUnavailableError, storage_errors, transaction
 from jobs import lifecycle, queue
-from webhooks.topics import SUBSCRIBED_TOPICS
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("install", __name__)
@@ -131,9 +131,7 @@ def callback() -> ResponseReturnValue:
             access_token=tokens.access_token,
             timeout=rt.settings.http_timeout_seconds,
         )
-        client.ensure_subscriptions(
-            webhook_address(rt.settings), [topic.graphql_name for topic in SUBSCRIBED_TOPICS]
-        )
+        ensure_webhooks(client, rt.settings)
     except ShopifyAuthError as exc:
         log.info("install refused by Shopify shop=%s: %s", shop, exc.reason)
         return page(400, "Install not completed", "Shopify did not accept the approval.")
@@ -150,10 +148,6 @@ def callback() -> ResponseReturnValue:
     _after_install(rt, shop, installed)
     merchant.start(shop)
     return redirect(url_for("settings.edit"))
-
-
-def webhook_address(settings: Settings) -> str:
-    return settings.app_url.rstrip("/") + "/webhooks/shopify"
 
 
 def _after_install(rt: Runtime, shop: str, installed: shops.Installed) -> None:

@@ -169,6 +169,19 @@ class AdminClient:
             if not page["pageInfo"]["hasNextPage"]:
                 return
 
+    def orders_updated_pages(
+        self, search: str, after: str | None = None, page_size: int = queries.RECONCILE_PAGE_SIZE
+    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """Orders matching `search`, least recently updated first, a page at a time
+        (reconciliation's query: more fields than `orders_pages`, smaller pages)."""
+        while True:
+            variables = {"after": after, "query": search, "first": page_size}
+            page = self.graphql("ReconcileOrders", queries.RECONCILE_ORDERS, variables)["orders"]
+            after = page["pageInfo"]["endCursor"]
+            yield page["nodes"], after
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+
     def product_details(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Product id -> handle, productType, tags, onlineStoreUrl and featuredImage, for the
         products Shopify still has; one request for all of them."""

@@ -126,3 +126,10 @@ def finish_delivery(
     row.processed_at = utcnow()
     if event_id:
         row.event_id = event_id
+
+
+def add_delivery(session: Session, values: Mapping[str, Any]) -> bool:
+    """Store one inbox row in the session's transaction; False when (shop, topic, event id)
+    is already known. For rows the connector makes itself (reconciliation)."""
+    statement = _inbox_insert(session.get_bind().dialect.name)
+    return session.execute(statement, dict(values)).first() is not None

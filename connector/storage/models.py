@@ -325,3 +325,24 @@ class RedactedCustomer(Base):
     shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     redacted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ShopReconciliation(Base):
+    """Per shop: how far reconciliation against the Admin API got, and what it found.
+
+    `watermark`: orders updated at or after it are asked for on the next run. The counts
+    of the last run and the totals are what the support console shows.
+    """
+
+    __tablename__ = "shop_reconciliations"
+
+    shop_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    watermark: Mapped[datetime | None]
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_orders_seen: Mapped[int] = mapped_column(Integer, default=0)
+    last_orders_recovered: Mapped[int] = mapped_column(Integer, default=0)
+    last_subscriptions_recreated: Mapped[int] = mapped_column(Integer, default=0)
+    orders_recovered_total: Mapped[int] = mapped_column(Integer, default=0)
+    subscriptions_recreated_total: Mapped[int] = mapped_column(Integer, default=0)

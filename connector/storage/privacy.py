@@ -20,6 +20,7 @@ from connector.storage.models import (
     Shop,
     ShopperConsent,
     ShopperEmail,
+    ShopReconciliation,
     WebhookDelivery,
 )
 
@@ -188,6 +189,7 @@ def erase_shop(session: Session, shop: str, keep_delivery_id: int) -> None:
         ShopperEmail,
         ShopperConsent,
         CachedProduct,
+        ShopReconciliation,
     ):
         session.execute(delete(table).where(table.shop_domain == shop))
     session.execute(

@@ -6,8 +6,9 @@ Serves, per shop under `/shops/<shop>` (point SHOPIFY_ADMIN_BASE_URL at `url_tem
 - POST /admin/oauth/access_token: authorization_code (expiring=1 gives a 60-minute token
   plus a refresh token) and grant_type=refresh_token (rotates the pair);
 - POST /admin/api/<version>/graphql.json: the operations the connector sends, dispatched
-  on `operationName` (WebhookSubscriptions/Create/Delete, Orders, CustomerOrderCount),
-  after checking X-Shopify-Access-Token; answers 429 or a THROTTLED error on demand.
+  on `operationName` (WebhookSubscriptions/Create/Delete, Orders, ReconcileOrders,
+  CustomerOrderCount, ProductDetails), after checking X-Shopify-Access-Token; answers 429
+  or a THROTTLED error on demand (any call, or one operation's, from its nth call on).
 Everything it answered is kept in `requests` for the tests to read.
 """
 
@@ -81,7 +82,7 @@ class FakeShopify:
         self.access_seconds = ACCESS_SECONDS
         self.granted_scope: str | None = None  # None: what was asked for
         self._ids = itertools.count(1)
-        self._throttle_next: list[str] = []  # "429" or "graphql"
+        self._throttle_next: list[_Throttling] = []
         self._fail_next: list[int] = []  # HTTP statuses of the next GraphQL answers
         self._server = LoopbackServer(self._wsgi, host=host)
 
@@ -133,15 +134,21 @@ class FakeShopify:
         email: str | None = None,
         total: str = "25.00",
         test: bool = False,
+        updated_at: datetime | None = None,
+        checkout_token: str | None = None,
     ) -> None:
         """Add an order (as the Admin API's Order node) to the shop's history."""
-        when = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        when = _iso(created_at)
         money = lambda amount: {"shopMoney": {"amount": amount, "currencyCode": "USD"}}  # noqa: E731
         node = {
+            "id": f"gid://shopify/Order/{order_id}",
             "legacyResourceId": str(order_id),
             "name": f"#{order_id}",
             "createdAt": when,
             "processedAt": when,
+            "updatedAt": _iso(updated_at or created_at),
+            "cancelledAt": None,
+            "checkoutToken": checkout_token,
             "email": email,
             "test": test,
             "currencyCode": "USD",
@@ -161,6 +168,8 @@ class FakeShopify:
             "subtotalPriceSet": money(total),
             "totalDiscountsSet": money("0.00"),
             "totalTaxSet": money("0.00"),
+            "totalShippingPriceSet": money("0.00"),
+            "shippingAddress": {"countryCodeV2": "US"},
             "lineItems": {
                 "nodes": [
                     {
@@ -179,10 +188,33 @@ class FakeShopify:
             state.orders.append(node)
             state.orders.sort(key=lambda o: (o["createdAt"], int(o["legacyResourceId"])))
 
-    def throttle_next(self, n: int, kind: str = "graphql") -> None:
-        """Answer the next `n` GraphQL calls throttled: "graphql" (THROTTLED) or "429"."""
+    def update_order(self, domain: str, order_id: int, updated_at: datetime) -> None:
+        """Mark an order as updated at `updated_at` (a tag, a payment, a refund)."""
         with self.lock:
-            self._throttle_next.extend([kind] * n)
+            for node in self.shop_unlocked(domain).orders:
+                if node["legacyResourceId"] == str(order_id):
+                    node["updatedAt"] = _iso(updated_at)
+
+    def delete_subscriptions(self, domain: str, topic: str) -> int:
+        """Drop the shop's subscriptions of a topic (GraphQL enum name), as Shopify does after
+        8 failed deliveries; returns how many were dropped."""
+        with self.lock:
+            subs = self.shop_unlocked(domain).subscriptions
+            gone = [sub_id for sub_id, sub in subs.items() if sub["topic"] == topic]
+            for sub_id in gone:
+                del subs[sub_id]
+            return len(gone)
+
+    def throttle_next(
+        self, n: int, kind: str = "graphql", *, operation: str | None = None, after: int = 0
+    ) -> None:
+        """Answer the next `n` GraphQL calls throttled: "graphql" (THROTTLED) or "429".
+
+        `operation`: only calls of that operation count (e.g. "ReconcileOrders"), and the
+        first `after` of them are answered normally (throttling a later page).
+        """
+        with self.lock:
+            self._throttle_next.append(_Throttling(kind, operation, after, n))
 
     def fail_next(self, n: int, status: int = 503) -> None:
         """Answer the next `n` GraphQL calls with this HTTP error status (Shopify is down)."""
@@ -313,8 +345,8 @@ class FakeShopify:
             status = self._fail_next.pop(0)
             self._record(operation, shop, variables=variables, status=status)
             return _json(status, {"errors": "Service Unavailable"})
-        if self._throttle_next:
-            kind = self._throttle_next.pop(0)
+        kind = self._throttled(operation)
+        if kind is not None:
             self._record(
                 operation, shop, variables=variables, status=429 if kind == "429" else "THROTTLED"
             )
@@ -339,6 +371,7 @@ class FakeShopify:
             "WebhookSubscriptionCreate": self._create_sub_op,
             "WebhookSubscriptionDelete": self._delete_sub,
             "Orders": self._orders,
+            "ReconcileOrders": self._orders_by_update,
             "CustomerOrderCount": self._customer,
             "ProductDetails": self._products,
         }.get(operation)
@@ -347,6 +380,20 @@ class FakeShopify:
         data = handler(state, variables)
         cost = {"requestedQueryCost": 10, "actualQueryCost": 10, "throttleStatus": THROTTLE_STATUS}
         return _json(200, {"data": data, "extensions": {"cost": cost}})
+
+    def _throttled(self, operation: str) -> str | None:
+        """The kind of throttling this call gets, or None (see throttle_next)."""
+        for rule in self._throttle_next:
+            if rule.operation not in (None, operation):
+                continue
+            if rule.after > 0:
+                rule.after -= 1
+                return None
+            rule.remaining -= 1
+            if rule.remaining <= 0:
+                self._throttle_next.remove(rule)
+            return rule.kind
+        return None
 
     def _list_subs(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
         nodes = list(state.subscriptions.values())
@@ -405,6 +452,19 @@ class FakeShopify:
         }
         return {"orders": {"nodes": page, "pageInfo": info}}
 
+    def _orders_by_update(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
+        """orders(sortKey: UPDATED_AT, query: "updated_at:>=... created_at:>=...")."""
+        orders = [o for o in state.orders if _matches(o, variables.get("query"))]
+        orders.sort(key=lambda o: (_parse(o["updatedAt"]), int(o["legacyResourceId"])))
+        start = int(variables.get("after") or 0)
+        page = orders[start : start + int(variables.get("first") or 50)]
+        end = start + len(page)
+        info = {
+            "hasNextPage": end < len(orders),
+            "endCursor": str(end) if page else variables.get("after"),
+        }
+        return {"orders": {"nodes": page, "pageInfo": info}}
+
     def _products(self, state: ShopState, variables: dict[str, Any]) -> dict[str, Any]:
         ids = [str(gid).rsplit("/", 1)[-1] for gid in variables.get("ids") or []]
         return {"nodes": [state.products.get(product_id) for product_id in ids]}
@@ -440,14 +500,16 @@ class FakeShopify:
 
 
 def _matches(order: dict[str, Any], search: str | None) -> bool:
-    """The subset of Shopify's search syntax the connector uses: created_at:>=X / :<X."""
+    """The subset of Shopify's search syntax the connector uses: created_at or updated_at
+    with >=, >, <= or < and a time."""
+    fields = {"created_at": "createdAt", "updated_at": "updatedAt"}
     for term in (search or "").split():
         name, _, condition = term.partition(":")
-        if name != "created_at":
+        if name not in fields:
             continue
         value = condition.lstrip("<>=").strip("'\"")
         op = condition[: len(condition) - len(condition.lstrip("<>="))]
-        when, bound = _parse(order["createdAt"]), _parse(value)
+        when, bound = _parse(order[fields[name]]), _parse(value)
         if (
             (op == ">=" and when < bound)
             or (op == "<" and when >= bound)
@@ -457,6 +519,18 @@ def _matches(order: dict[str, Any], search: str | None) -> bool:
         if op == "<=" and when > bound:
             return False
     return True
+
+
+@dataclass
+class _Throttling:
+    kind: str  # "graphql" (THROTTLED) or "429"
+    operation: str | None  # None: any operation
+    after: int  # calls of the operation answered normally first
+    remaining: int
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse(value: str) -> datetime:
