@@ -29,9 +29,11 @@ from sqlalchemy import Engine, func, select
 from connector.config import Settings
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.events import EventName, stable_event_id
+from connector.runtime import Runtime
 from connector.storage.db import make_engine
 from connector.storage.models import Event, WebhookDelivery
-from tests.support import ROOT, SHOP, make_order, signed_headers, subprocess_env
+from jobs.tasks import sweep
+from tests.support import ROOT, SHOP, make_order, run_jobs, signed_headers, subprocess_env
 
 # The fault suite appends one JSON line per test to the file this names (bench/faults.py).
 REPORT_ENV = "CONNECTOR_FAULTS_REPORT"
@@ -199,12 +201,17 @@ def settle(
     timeout: float = 30.0,
     notes: str = "",
     allow_duplicates: bool = False,
+    pump: Callable[[], object] | None = None,
 ) -> Outcome:
     """Wait until every expected event is delivered and nothing is stuck; record the row;
-    then assert exactly once (no event lost, none Customer.io got twice unless allowed)."""
+    then assert exactly once (no event lost, none Customer.io got twice unless allowed).
+
+    `pump` stands in for the workers when the test runs none: called at each check."""
     expected = {event_id.upper() for event_id in expected}
 
     def done() -> bool:
+        if pump is not None:
+            pump()
         return expected <= set(track_counts(fake)) and not observer.stuck()
 
     settled = wait_for(done, timeout, poll=0.1)
@@ -263,8 +270,13 @@ class Processes:
         return proc
 
     def worker(self, **env: str) -> subprocess.Popen[bytes]:
-        """A `connector worker` (with its periodic sweep); `env` overrides settings."""
-        return self._start([sys.executable, "-m", "connector", "worker"], "worker", env)
+        """A `connector worker` (with its periodic sweep), once it listens for jobs; `env`
+        overrides settings."""
+        proc = self._start([sys.executable, "-m", "connector", "worker"], "worker", env)
+        log = Path(self.log_dir / f"worker-{len(self._procs) - 1}.log")
+        ready = wait_for(lambda: "Listening on" in log.read_text(errors="replace"), 30)
+        assert ready and proc.poll() is None, self.logs()
+        return proc
 
     def web(self, port: int) -> subprocess.Popen[bytes]:
         args = [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind"]
@@ -295,19 +307,26 @@ class Processes:
         return [proc for proc in self._procs if proc.poll() is None]
 
     def stop_all(self) -> None:
-        for proc in self.alive():
-            self.kill(proc, signal.SIGTERM)
-        for proc in self._procs:  # stragglers in the groups (the sweep child)
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        """SIGKILL every process group: the test is over, and a kill is what faults are made
+        of anyway (a graceful stop takes seconds a suite of many processes cannot spare)."""
+        for proc in self._procs:
+            self.kill(proc)
 
     def logs(self) -> str:
         return "\n".join(
             f"== {path.name}\n{path.read_text(errors='replace')[-3000:]}"
             for path in sorted(self.log_dir.glob("*.log"))
         )
+
+
+def pump_in_process(rt: Runtime) -> Callable[[], None]:
+    """A sweep and a burst worker in this process: the workers, for tests that run none."""
+
+    def pump() -> None:
+        sweep()
+        run_jobs(rt)
+
+    return pump
 
 
 def free_port() -> int:
