@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from connector.config import Settings
 from connector.dev.fake_customerio import FakeCustomerIO
+from connector.runtime import Runtime
 from tests.faults.harness import (
     Observer,
     Processes,
@@ -22,7 +22,7 @@ from tests.faults.harness import (
     wait_for,
 )
 from tests.faults.proxy import Proxy, upstream_of
-from tests.support import API_KEY, SHOP, SITE_ID, run_cli
+from tests.support import API_KEY, SHOP, SITE_ID, invoke_cli
 
 pytestmark = pytest.mark.slow
 
@@ -46,20 +46,20 @@ def test_customerio_down_for_a_long_stretch_then_back(
     observer: Observer,
     processes: Processes,
 ) -> None:
-    # A day of retries compressed into ~22 s; the outage lasts through the first five.
+    # About a day of retries compressed into 11 s; the outage outlasts the first five.
     processes.worker(
-        CUSTOMERIO_TRACK_URL=f"http://127.0.0.1:{cio_proxy.port}", RETRY_SCHEDULE="1,1,2,2,4,4,8"
+        CUSTOMERIO_TRACK_URL=f"http://127.0.0.1:{cio_proxy.port}", RETRY_SCHEDULE="1,1,1,2,2,4"
     )
     cio_proxy.cut()
     webhooks = order_webhooks(20, "cio-down")
     assert {post(client, w) for w in webhooks} == {(200, "accepted")}
-    time.sleep(6)
+    time.sleep(4)
     assert observer.statuses() == {"pending": 20}  # retrying, none given up
     fake_customerio.fail_next(2, 503)  # and it comes back shaky
     cio_proxy.restore()
     restored = time.monotonic()
     settle(
-        "Customer.io unreachable 6 s (retry schedule 1,1,2,2,4,4,8 s)",
+        "Customer.io unreachable 4 s (retry schedule 1,1,1,2,2,4 s)",
         fake_customerio,
         observer,
         {placed_id(i) for i in range(20)},
@@ -73,7 +73,7 @@ def test_customerio_down_for_a_long_stretch_then_back(
 def test_customerio_down_longer_than_the_retry_schedule_then_replayed(
     client: FlaskClient,
     shop: str,
-    settings: Settings,
+    rt: Runtime,
     cio_proxy: Proxy,
     fake_customerio: FakeCustomerIO,
     observer: Observer,
@@ -88,7 +88,7 @@ def test_customerio_down_longer_than_the_retry_schedule_then_replayed(
     assert wait_for(lambda: observer.statuses() == {"failed": 10}, 20), observer.statuses()
     cio_proxy.restore()
     restored = time.monotonic()
-    replayed = run_cli(settings, "replay", "--failed", "--yes")  # what support does
+    replayed = invoke_cli(rt, "replay", "--failed", "--yes")  # what support does
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.count("failed -> pending") == 10, replayed.stdout
     settle(
@@ -111,18 +111,18 @@ def test_429_storm_with_retry_after_delivers_everything_once(
     processes: Processes,
 ) -> None:
     processes.worker(DELIVERY_BATCH_SIZE="5", DELIVERY_RATE_PER_SECOND="10")
-    fake_customerio.rate_limit_for(4.0, retry_after=2)
+    fake_customerio.rate_limit_for(3.0, retry_after=1)
     started = time.monotonic()
     webhooks = order_webhooks(40, "storm429")
     assert {post(client, w) for w in webhooks} == {(200, "accepted")}
     outcome = settle(
-        "429 storm, 4 s, Retry-After: 2",
+        "429 storm, 3 s, Retry-After: 1",
         fake_customerio,
         observer,
         {placed_id(i) for i in range(40)},
         webhooks=40,
         posts=40,
-        recovered_from=started + 4.0,
+        recovered_from=started + 3.0,
         notes="",
     )
     throttled = statuses_of(fake_customerio).count(429)
@@ -136,7 +136,7 @@ def test_429_storm_with_retry_after_delivers_everything_once(
 def test_rejected_api_key_then_corrected_credentials(
     client: FlaskClient,
     shop: str,
-    settings: Settings,
+    rt: Runtime,
     fake_customerio: FakeCustomerIO,
     observer: Observer,
     processes: Processes,
@@ -148,15 +148,13 @@ def test_rejected_api_key_then_corrected_credentials(
     assert wait_for(lambda: observer.statuses() == {"failed": 5}, 20), observer.statuses()
     assert {post(client, w) for w in later} == {(200, "accepted")}
     assert wait_for(lambda: observer.statuses() == {"failed": 5, "pending": 5}, 20)
-    time.sleep(2)  # the shop is marked credentials_rejected: its events wait, no retry burns
+    time.sleep(1)  # the shop is marked credentials_rejected: its events wait, no retry burns
     assert statuses_of(fake_customerio) == [401]
 
-    fixed = run_cli(
-        settings, "shops", "add", SHOP, "--site-id", SITE_ID, "--api-key", "rotated-key"
-    )
+    fixed = invoke_cli(rt, "shops", "add", SHOP, "--site-id", SITE_ID, "--api-key", "rotated-key")
     assert fixed.returncode == 0, fixed.stderr
     restored = time.monotonic()
-    replayed = run_cli(settings, "replay", "--failed", "--yes")
+    replayed = invoke_cli(rt, "replay", "--failed", "--yes")
     assert replayed.returncode == 0, replayed.stderr
     settle(
         "401, then the key corrected and failed events replayed",

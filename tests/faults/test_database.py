@@ -74,14 +74,14 @@ def test_postgres_down_while_workers_run_resumes_when_it_returns(
     assert wait_for(lambda: len(track_counts(fake_customerio)) >= 4, 20), processes.logs()
 
     db_proxy.cut()  # mid-run: batches being claimed, sent and recorded
-    time.sleep(3)
+    time.sleep(2)
     at_cut = len(track_counts(fake_customerio))
     db_proxy.restore()
     restored = time.monotonic()
     assert at_cut < 30, "everything was delivered before the fault: nothing was tested"
     assert len(processes.alive()) == 2, processes.logs()
     settle(
-        "PostgreSQL down 3 s while 2 workers run",
+        "PostgreSQL down 2 s while 2 workers run",
         fake_customerio,
         observer,
         {placed_id(i) for i in range(30)},

@@ -38,7 +38,7 @@ def test_worker_killed_mid_send_another_worker_delivers_once(
     observer: Observer,
     processes: Processes,
 ) -> None:
-    fake_customerio.set_delay(4.0)  # Customer.io takes its time to answer
+    fake_customerio.set_delay(3.0)  # Customer.io takes its time to answer
     doomed = processes.worker()  # leases last 3 s (DELIVERY_LEASE_SECONDS)
     assert {post(client, w) for w in order_webhooks(5, "kill-worker")} == {(200, "accepted")}
     assert wait_for(lambda: fake_customerio.in_flight > 0, 20), processes.logs()
