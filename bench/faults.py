@@ -69,8 +69,21 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def machine() -> str:
+    """CPU model, cores and memory, as /proc tells them (Linux)."""
     cores = os.cpu_count() or 0
-    return f"{platform.node() or 'unknown host'}, Linux {platform.release()}, {cores} cores"
+    model, memory = platform.processor() or platform.machine(), ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("model name")
+        )
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    return f"{model}, {cores} cores{memory}, Linux {platform.release()}"
 
 
 def postgres_reachable() -> bool:

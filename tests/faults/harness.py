@@ -202,11 +202,13 @@ def settle(
     notes: str = "",
     allow_duplicates: bool = False,
     pump: Callable[[], object] | None = None,
+    describe: Callable[[], str] | None = None,
 ) -> Outcome:
     """Wait until every expected event is delivered and nothing is stuck; record the row;
     then assert exactly once (no event lost, none Customer.io got twice unless allowed).
 
-    `pump` stands in for the workers when the test runs none: called at each check."""
+    `pump` stands in for the workers when the test runs none: called at each check;
+    `describe` adds to the notes what only the end state tells."""
     expected = {event_id.upper() for event_id in expected}
 
     def done() -> bool:
@@ -225,7 +227,7 @@ def settle(
         duplicated=sum(counts[event_id] - 1 for event_id in expected if counts[event_id] > 1),
         lost=len(expected - set(counts)),
         recover_seconds=round(recover, 1),
-        notes=notes,
+        notes="; ".join(part for part in (notes, describe() if describe else "") if part),
     )
     record(outcome)
     assert settled, f"not settled in {timeout}s: stuck={observer.stuck()} {outcome}"

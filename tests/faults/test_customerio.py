@@ -22,7 +22,7 @@ from tests.faults.harness import (
     wait_for,
 )
 from tests.faults.proxy import Proxy, upstream_of
-from tests.support import API_KEY, SHOP, SITE_ID, invoke_cli
+from tests.support import SHOP, SITE_ID, invoke_cli
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +115,7 @@ def test_429_storm_with_retry_after_delivers_everything_once(
     started = time.monotonic()
     webhooks = order_webhooks(40, "storm429")
     assert {post(client, w) for w in webhooks} == {(200, "accepted")}
-    outcome = settle(
+    settle(
         "429 storm, 3 s, Retry-After: 1",
         fake_customerio,
         observer,
@@ -123,14 +123,12 @@ def test_429_storm_with_retry_after_delivers_everything_once(
         webhooks=40,
         posts=40,
         recovered_from=started + 3.0,
-        notes="",
+        describe=lambda: f"{statuses_of(fake_customerio).count(429)} requests answered 429",
     )
-    throttled = statuses_of(fake_customerio).count(429)
-    assert throttled > 0
+    assert 429 in statuses_of(fake_customerio)
     first_ok = min(r["time"] for r in fake_customerio.requests if r["status"] == 200)
     last_429 = max(r["time"] for r in fake_customerio.requests if r["status"] == 429)
     assert first_ok > last_429  # the workspace paused; nothing slipped through mid-storm
-    outcome.notes = f"{throttled} requests answered 429; none retried before Retry-After"
 
 
 def test_rejected_api_key_then_corrected_credentials(
@@ -166,4 +164,3 @@ def test_rejected_api_key_then_corrected_credentials(
         recovered_from=restored,
         notes="1 request answered 401; 5 waiting events resumed by the sweep, 5 failed replayed",
     )
-    assert API_KEY != "rotated-key"
