@@ -73,10 +73,10 @@ def test_updates_and_cancellation_before_the_order_arrive_out_of_order(
         + [Webhook.of("orders/updated", order(i), f"upd-{i}") for i in late],
     ]
     pump = pump_in_process(rt)
+    started = time.monotonic()
     for wave in waves:
         assert {post(client, w) for w in wave} == {(200, "accepted")}
         pump()
-    started = time.monotonic()
     expected = {placed_id(i) for i in range(10)} | {cancelled_id(i) for i in range(10)}
     settle(
         "out of order: orders/updated and orders/cancelled before orders/create",
@@ -87,7 +87,8 @@ def test_updates_and_cancellation_before_the_order_arrive_out_of_order(
         posts=30,
         recovered_from=started,
         pump=pump,
-        notes="one order_placed and one order_cancelled per order, whatever came first",
+        notes="one order_placed and one order_cancelled per order, whatever came first "
+        "(time from the first webhook)",
     )
     placed = fake_customerio.events_named("order_placed")
     assert len(placed) == 10 and len(fake_customerio.events_named("order_cancelled")) == 10
