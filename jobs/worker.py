@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -74,16 +75,16 @@ def work_until_stopped(rt: Runtime, *, burst: bool = False) -> bool:
     settings = rt.settings
     worked, pause = False, 1.0
     while True:
-        worker: SimpleWorker | None = None
+        worker: _Worker | None = None
         started = time.monotonic()
         try:
             queue = Queue(settings.queue_name, connection=rt.redis)
-            worker = SimpleWorker([queue], connection=rt.redis)  # names itself in Redis
+            worker = _Worker([queue], connection=rt.redis)  # names itself in Redis
             done = worker.work(
                 burst=burst, with_scheduler=not burst, logging_level=settings.log_level
             )
             worked = worked or done
-            if burst or worker._stop_requested:
+            if burst or worker.stop_asked:
                 return worked
             reason = "quit without a stop request"
         except REDIS_DOWN as exc:
@@ -99,6 +100,17 @@ def work_until_stopped(rt: Runtime, *, burst: bool = False) -> bool:
         if not _pause(pause):
             return worked
         pause = min(pause * 2, MAX_PAUSE_SECONDS)
+
+
+class _Worker(SimpleWorker):
+    """RQ's SimpleWorker, remembering whether it was asked to stop (SIGTERM, SIGINT): it
+    returns from `work` alike when stopped and when it quit on an error."""
+
+    stop_asked = False
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
 
 def run_sweep_scheduler_until_stopped(*args: object) -> None:
