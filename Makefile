@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean screenshots
+.PHONY: run test lint bench faults clean screenshots
 
 $(BIN)/connector: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ screenshots: $(BIN)/connector
 
 bench: $(BIN)/connector
 	$(BIN)/python bench/run.py
+
+## Run the fault suite (tests/faults, also part of `make test`) and print its table;
+## `bench/faults.py --write-doc` also puts the table into docs/reliability.md.
+faults: $(BIN)/connector
+	$(BIN)/python bench/faults.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
