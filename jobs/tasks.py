@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from connector import runtime
 from connector.shopify.errors import ShopifyUnavailableError
@@ -29,6 +29,9 @@ from jobs.processing import BATCH_SIZE, poison_reason, process_batch
 from jobs.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+PROCESS_LOCK_SECONDS = 60
+PROCESS_LOCK_WAIT_SECONDS = 5
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,22 +69,39 @@ def process_inbox(shop_domain: str) -> int:
     window = timedelta(hours=rt.settings.new_order_window_hours)
     product_fetch = products.product_fetch(rt)  # product details for the emails
     deadline = time.monotonic() + queue.DRAIN_SECONDS
+    options: dict[str, Any] = {
+        "order_count": lookup,
+        "new_order_window": window,
+        "product_fetch": product_fetch,
+    }
     # One mapper per shop at a time, so first orders are decided in the shopper's order.
-    with rt.redis.lock(f"connector:lock:process:{shop_domain}", timeout=300, blocking_timeout=120):
+    # The lock is short and renewed per batch: a worker killed while holding it stalls the
+    # shop for at most PROCESS_LOCK_SECONDS, and a job that finds it taken waits only
+    # briefly (the holder drains what arrived; the sweep re-kicks anything left).
+    lock = rt.redis.lock(
+        f"connector:lock:process:{shop_domain}",
+        timeout=PROCESS_LOCK_SECONDS,
+        blocking_timeout=PROCESS_LOCK_WAIT_SECONDS,
+    )
+    if not lock.acquire():
+        log.info("shop %s is being mapped by another worker; leaving it to that one", shop_domain)
+        return 0
+    try:
         while True:
-            options: dict[str, Any] = {
-                "order_count": lookup,
-                "new_order_window": window,
-                "product_fetch": product_fetch,
-            }
             count = _process_next_batch(rt, shop_domain, options)
             if not count:
                 break
             handled += count
+            lock.reacquire()
             queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
             if time.monotonic() > deadline:  # give the worker to others; continue later
                 queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain, force=True)
                 break
+    finally:
+        try:
+            lock.release()
+        except LockError:  # it expired while a batch ran long: nothing to give back
+            log.warning("mapping lock of shop %s expired before its release", shop_domain)
     return handled
 
 

@@ -8,6 +8,7 @@ earlier version might have accepted it, then posts a good order through the door
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from connector.storage import events
 from connector.storage.db import transaction
 from connector.storage.inbox import record_delivery
 from connector.storage.models import Event, WebhookDelivery
-from jobs.tasks import deliverer
+from jobs.tasks import PROCESS_LOCK_WAIT_SECONDS, deliverer, process_inbox
 from tests.support import SHOP, make_order, post_webhook, run_jobs, sample
 from webhooks.mapping import map_order
 
@@ -201,3 +202,15 @@ def test_an_event_whose_sends_keep_dying_fails_after_the_retry_schedule(
         assert stored.status == EventStatus.FAILED
         assert stored.attempts == max_attempts
         assert "the worker stopped while sending it" in stored.reason
+
+
+def test_a_mapping_lock_left_by_a_killed_worker_stalls_the_shop_only_briefly(
+    client: FlaskClient, rt: Runtime, shop: str
+) -> None:
+    """A worker killed while mapping leaves its lock; it expires, so the next job maps."""
+    rt.redis.set(f"connector:lock:process:{SHOP}", "dead-worker", px=1500)
+    good = make_order(GOOD_ORDER_ID, when=NOW, email="good@example.com")
+    assert post_webhook(client, "orders/create", good, "good-1").status_code == 200
+    started = time.monotonic()
+    assert process_inbox(SHOP) == 1
+    assert 1.0 < time.monotonic() - started < PROCESS_LOCK_WAIT_SECONDS
