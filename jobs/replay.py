@@ -22,6 +22,7 @@ from connector.statuses import EventStatus
 from connector.storage.db import Session, transaction
 from connector.storage.models import Event
 from connector.storage.replay import (
+    count_failed_webhooks,
     events_by_id,
     find_replayable,
     record_replay,
@@ -67,6 +68,7 @@ class ReplayPreview:
     by_shop: dict[str, int]
     skipped: dict[str, int]  # status -> count (delivered, pending, ...): left alone
     missing: list[str] = field(default_factory=list)
+    webhooks: int = 0  # webhooks set aside, mapped again by a replay by filter
 
     @property
     def total(self) -> int:
@@ -132,6 +134,7 @@ def preview_replay(session: Session, request: ReplayRequest) -> ReplayPreview:
         by_shop=dict(sorted(Counter(event.shop_domain for event in replayable).items())),
         skipped=dict(Counter(event.status for event in events if event.status not in REPLAYABLE)),
         missing=missing,
+        webhooks=count_failed_webhooks(session, request.shop) if request.by_filter else 0,
     )
 
 

@@ -15,6 +15,7 @@ from connector.cli import (
     shops,
     spec,
     staff,
+    webhooks,
 )
 
 
@@ -28,6 +29,7 @@ main.add_command(shops.shops)
 main.add_command(spec.spec)
 main.add_command(replay.replay)
 main.add_command(events.events)
+main.add_command(webhooks.webhooks)
 main.add_command(staff.staff)
 main.add_command(keys.keys)
 main.add_command(history.history)

@@ -44,10 +44,12 @@ def replay(
     with rt.sessions() as session:
         preview = preview_replay(session, request)
     _echo_preview(preview)
-    if dry_run or not preview.replayable:
+    if dry_run or not (preview.replayable or preview.webhooks):
         return
     if not yes:
-        click.confirm(f"Replay {preview.replayable} event(s)?", abort=True)
+        click.confirm(
+            f"Replay {preview.replayable} event(s) and {preview.webhooks} webhook(s)?", abort=True
+        )
     result = run_replay(rt, request, actor=f"cli:{_os_user()}")
     for outcome in result.outcomes:
         click.echo(
@@ -65,6 +67,8 @@ def _echo_preview(preview: ReplayPreview) -> None:
         click.echo(f"{event_id}: no such event", err=True)
     shops = ", ".join(f"{shop} ({count})" for shop, count in preview.by_shop.items())
     click.echo(f"{preview.replayable} event(s) to queue again with the same ids: {shops or '-'}")
+    if preview.webhooks:
+        click.echo(f"{preview.webhooks} webhook(s) set aside to map again")
     for status, count in sorted(preview.skipped.items()):
         click.echo(f"{count} {status} event(s) left alone")
 

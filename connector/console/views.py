@@ -141,9 +141,14 @@ def overview() -> ResponseReturnValue:
     with _rt().sessions() as db:
         shops = console_stats.shops_health(db)
         counts = console_queries.list_counts(db)
+        set_aside = console_queries.webhooks_set_aside(db)
         reconciled = reconciliations.states(db)
     return render_template(
-        "console/overview.html", shops=shops, counts=counts, reconciled=reconciled
+        "console/overview.html",
+        shops=shops,
+        counts=counts,
+        reconciled=reconciled,
+        set_aside=set_aside,
     )
 
 
@@ -194,6 +199,17 @@ def event_list(kind: str) -> ResponseReturnValue:
     with _rt().sessions() as db:
         listing = console_queries.event_list(db, kind, shop_filter, reason)
     return render_template("console/list.html", listing=listing, shop=shop_filter, reason=reason)
+
+
+@blueprint.get("/webhooks/<state>")
+def webhook_list(state: str) -> ResponseReturnValue:
+    """Stored webhooks that gave no event: set aside (with why) or still waiting."""
+    if state not in console_queries.WEBHOOK_STATES:
+        abort(404)
+    shop_filter = request.args.get("shop") or None
+    with _rt().sessions() as db:
+        listing = console_queries.webhook_list(db, state, shop_filter)
+    return render_template("console/webhooks.html", listing=listing, shop=shop_filter)
 
 
 @blueprint.post("/replay/preview")

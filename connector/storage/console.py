@@ -299,3 +299,50 @@ def _waiting_groups(session: Session, where: ColumnElement[bool]) -> list[tuple[
             why = f"shop {str(shop_status).replace('_', ' ')}"
         groups.append((f"{shop}: {why}", int(count)))
     return groups
+
+
+# -- webhooks set aside --------------------------------------------------------------------
+
+WEBHOOK_STATES = (InboxState.FAILED, InboxState.RECEIVED)  # set aside, or still waiting
+
+
+@dataclass(frozen=True)
+class WebhookList:
+    """Stored webhooks in one state: the total, the counts per reason, the latest rows."""
+
+    state: str
+    total: int
+    groups: list[tuple[str, int]]
+    webhooks: list[WebhookDelivery]
+
+
+def webhook_list(
+    session: Session, state: str, shop: str | None = None, limit: int = ROW_LIMIT
+) -> WebhookList:
+    """Webhooks that gave no event: set aside (failed, with why) or still waiting."""
+    where = WebhookDelivery.state == state
+    if shop:
+        where = where & (WebhookDelivery.shop_domain == shop)
+    total = session.scalar(select(func.count()).select_from(WebhookDelivery).where(where)) or 0
+    reasons = session.execute(
+        select(WebhookDelivery.state_reason, func.count())
+        .where(where)
+        .group_by(WebhookDelivery.state_reason)
+        .order_by(func.count().desc())
+        .limit(50)
+    )
+    rows = session.scalars(
+        select(WebhookDelivery).where(where).order_by(WebhookDelivery.id.desc()).limit(limit)
+    )
+    return WebhookList(
+        state,
+        total,
+        [(reason or "(no reason)", int(count)) for reason, count in reasons],
+        list(rows),
+    )
+
+
+def webhooks_set_aside(session: Session) -> int:
+    """How many stored webhooks failed to map or process (replayable once fixed)."""
+    query = select(func.count()).select_from(WebhookDelivery)
+    return session.scalar(query.where(WebhookDelivery.state == InboxState.FAILED)) or 0

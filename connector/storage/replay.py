@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector.statuses import EventStatus, InboxState
 from connector.storage.db import Session
@@ -35,6 +35,15 @@ def find_replayable(
 def events_by_id(session: Session, event_ids: Iterable[str]) -> list[Event]:
     """The events with these ids (unknown ids are simply absent)."""
     return list(session.scalars(select(Event).where(Event.id.in_(list(event_ids)))).all())
+
+
+def count_failed_webhooks(session: Session, shop: str | None = None) -> int:
+    """How many webhooks could not be mapped (a replay by filter returns them to the inbox)."""
+    query = select(func.count()).select_from(WebhookDelivery)
+    query = query.where(WebhookDelivery.state == InboxState.FAILED)
+    if shop:
+        query = query.where(WebhookDelivery.shop_domain == shop)
+    return session.scalar(query) or 0
 
 
 def return_failed_webhooks(session: Session, shop: str | None = None) -> list[str]:

@@ -63,7 +63,12 @@ def replay(client: FlaskClient, **form: object) -> str:
 
 def console_urls(app: Flask) -> list[tuple[str, str]]:
     """Every console route but the login page, with placeholder arguments filled in."""
-    placeholders = {"domain": SHOP, "event_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "kind": "failed"}
+    placeholders = {
+        "domain": SHOP,
+        "event_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "kind": "failed",
+        "state": "failed",
+    }
     urls = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("console.") or rule.endpoint == "console.login":

@@ -25,7 +25,16 @@ from connector.storage.db import transaction
 from connector.storage.inbox import record_delivery
 from connector.storage.models import Event, WebhookDelivery
 from jobs.tasks import PROCESS_LOCK_WAIT_SECONDS, deliverer, process_inbox
-from tests.support import SHOP, make_order, post_webhook, run_jobs, sample
+from tests.support import (
+    SHOP,
+    add_staff_account,
+    console_login,
+    invoke_cli,
+    make_order,
+    post_webhook,
+    run_jobs,
+    sample,
+)
 from webhooks.mapping import map_order
 
 GOOD_ORDER_ID = 777001
@@ -214,3 +223,32 @@ def test_a_mapping_lock_left_by_a_killed_worker_stalls_the_shop_only_briefly(
     started = time.monotonic()
     assert process_inbox(SHOP) == 1
     assert 1.0 < time.monotonic() - started < PROCESS_LOCK_WAIT_SECONDS
+
+
+def test_a_webhook_set_aside_is_visible_to_support_and_replayable(
+    client: FlaskClient, rt: Runtime, shop: str
+) -> None:
+    topic, body = POISONS["redact with a number of orders"]
+    store(rt, topic, body, "poison-1")
+    process_inbox(SHOP)
+
+    listed = invoke_cli(rt, "webhooks", "list")
+    assert listed.returncode == 0
+    assert "customers/redact" in listed.stdout and "(TypeError)" in listed.stdout
+    assert "1 of 1 webhook(s) failed" in listed.stdout
+
+    add_staff_account(rt)
+    assert console_login(client).status_code == 302
+    overview = client.get("/console/").get_data(as_text=True)
+    assert "webhooks set aside" in overview
+    page = client.get("/console/webhooks/failed").get_data(as_text=True)
+    assert "a field has an unexpected type (TypeError)" in page and "customers/redact" in page
+
+    replayed = invoke_cli(rt, "replay", "--failed", "--yes")
+    assert replayed.returncode == 0, replayed.stdout
+    with rt.sessions() as session:
+        row = session.scalars(select(WebhookDelivery)).one()
+        assert row.state == InboxState.RECEIVED  # back in the inbox, to be mapped again
+    process_inbox(SHOP)
+    with rt.sessions() as session:  # still broken: set aside again, not retried forever
+        assert session.scalars(select(WebhookDelivery)).one().state == InboxState.FAILED
