@@ -78,15 +78,18 @@ def checkpoint_after_commit(session: Session) -> None:
     """On SQLite, once `session` commits, copy the WAL into the database and truncate it.
 
     Until then the -wal file still holds the pages as they were before an erasure (and a
-    PASSIVE checkpoint leaves its old frames in the file). TRUNCATE waits for readers (busy
-    timeout); if one keeps an old snapshot open, the next checkpoint finishes the job.
+    PASSIVE checkpoint leaves its old frames in the file). TRUNCATE waits for readers up to
+    the busy timeout; a reader holding an old snapshot longer leaves the file as it is
+    until the next erasure's checkpoint.
     """
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
-    if engine.dialect.name != "sqlite":
+    if engine.dialect.name != "sqlite" or session.info.get("checkpoint_after_commit"):
         return
+    session.info["checkpoint_after_commit"] = True  # once per unit of work
 
     def checkpoint(_session: Session) -> None:
+        session.info.pop("checkpoint_after_commit", None)
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
