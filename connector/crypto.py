@@ -1,4 +1,5 @@
-"""Encrypt credentials at rest (Fernet, keyed from CONNECTOR_SECRET_KEY).
+"""Secrets at rest, keyed from CONNECTOR_SECRET_KEY: credentials encrypted (Fernet), and the
+redaction tombstones (HMAC-SHA256), which a dictionary of emails cannot reverse.
 
 During a key rotation the previous keys still decrypt (MultiFernet); encryption always
 uses the current key, and `connector keys rotate` re-encrypts what was stored before.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -66,3 +68,24 @@ class SecretBox:
 
     def __repr__(self) -> str:
         return "SecretBox(***)"
+
+
+def tombstone_key(secret_key: str) -> bytes:
+    """The key of the redaction tombstones, derived from the secret key (and only used for them)."""
+    return hmac.new(secret_key.encode(), b"redaction-tombstone", hashlib.sha256).digest()
+
+
+def unkeyed_digest(shop_domain: str, value: str) -> str:
+    """sha256 of (shop, value): what tombstones were before migration 0009. Reversible by a
+    dictionary of emails, so it is never stored on its own any more."""
+    return hashlib.sha256(f"{shop_domain}\x1f{value}".encode()).hexdigest()
+
+
+def keyed(key: bytes, digest: str) -> str:
+    """HMAC-SHA256 of an unkeyed digest: a stored tombstone (migration 0009 converts old ones)."""
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def tombstone(key: bytes, shop_domain: str, value: str) -> str:
+    """The tombstone of a customer key (id, email, "order:<id>") in one shop."""
+    return keyed(key, unkeyed_digest(shop_domain, value))

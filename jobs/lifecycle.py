@@ -2,7 +2,7 @@
 
 app/uninstalled deactivates the shop and erases its tokens; pending events wait, marked
 "shop uninstalled", and the delivery drain skips the shop until it is reinstalled. The three
-privacy topics are handled in jobs/privacy.py.
+privacy topics are handled in jobs/privacy.py, once their payload names the shop they came for.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from connector.storage import shops
 from connector.storage.db import Session
 from connector.storage.models import WebhookDelivery
 from connector.timeutil import utcnow
-from jobs.privacy import export_customer, redact_customer, redact_shop
-from webhooks.topics import Topic
+from jobs.privacy import export_customer, redact_customer, redact_shop, shop_mismatch
+from webhooks.topics import PRIVACY_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ _HANDLERS: dict[str, Handler] = {
 def handle_lifecycle(session: Session, row: WebhookDelivery) -> None:
     """Apply one uninstall or privacy delivery and mark it processed."""
     payload = json.loads(row.body)
+    refused = shop_mismatch(row, payload) if row.topic in PRIVACY_TOPICS else None
+    if refused is not None:  # a payload for another shop must not read or erase this one's
+        row.state, row.state_reason, row.processed_at = InboxState.FAILED, refused, utcnow()
+        log.warning("lifecycle %s refused shop=%s delivery=%s", row.topic, row.shop_domain, row.id)
+        return
     reason = _HANDLERS[row.topic](session, row, payload)
     row.state, row.state_reason, row.processed_at = InboxState.PROCESSED, reason, utcnow()
     log.info("lifecycle %s done shop=%s delivery=%s", row.topic, row.shop_domain, row.id)

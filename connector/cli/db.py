@@ -16,5 +16,6 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations."""
-    upgrade(current_runtime().engine)
+    rt = current_runtime()
+    upgrade(rt.engine, rt.settings.secret_key)  # 0009 re-keys stored tombstones with it
     click.echo("database is up to date")

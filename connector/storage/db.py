@@ -19,6 +19,7 @@ __all__ = [
     "Session",
     "Sessions",
     "StorageUnavailableError",
+    "checkpoint_after_commit",
     "storage_errors",
     "is_unavailable",
     "make_engine",
@@ -89,7 +90,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; WAL keeps it safe
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten content is zeroed in the file, not left in free space: a
+    # customers/redact must not leave the erased values readable in the .db file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def checkpoint_after_commit(session: Session) -> None:
+    """On SQLite, once `session` commits, copy the WAL into the database and truncate it.
+
+    Until then the -wal file still holds the pages as they were before an erasure (and a
+    PASSIVE checkpoint leaves its old frames in the file). TRUNCATE waits for readers up to
+    the busy timeout; a reader holding an old snapshot longer leaves the file as it is
+    until the next erasure's checkpoint.
+    """
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if engine.dialect.name != "sqlite" or session.info.get("checkpoint_after_commit"):
+        return
+    session.info["checkpoint_after_commit"] = True  # once per unit of work
+
+    def checkpoint(_session: Session) -> None:
+        session.info.pop("checkpoint_after_commit", None)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    event.listen(session, "after_commit", checkpoint, once=True)
 
 
 def make_sessionmaker(engine: Engine) -> Sessions:
@@ -110,9 +136,14 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every migration up to head (idempotent)."""
+def upgrade(engine: Engine, secret_key: str | None = None) -> None:
+    """Apply every migration up to head (idempotent).
+
+    `secret_key` (CONNECTOR_SECRET_KEY) is needed by migrations that re-key stored values
+    (0009: redaction tombstones), only when there are such values.
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["secret_key"] = secret_key
         command.upgrade(config, "heads")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Text, and_, cast, delete, func, or_, select, update
 
 from connector.storage.db import Session
 from connector.storage.models import (
@@ -26,10 +25,15 @@ from connector.storage.models import (
 
 
 def events_of_customer(
-    session: Session, shop: str, keys: Sequence[str], orders: Sequence[str]
+    session: Session,
+    shop: str,
+    keys: Collection[str],
+    natural_keys: Collection[str],
+    delivery_ids: Collection[int] = (),
 ) -> list[Event]:
-    """The shop's events of these person keys (id, email) or of these order ids."""
-    if not keys and not orders:
+    """The shop's events of these person keys (ids, emails), of these orders or checkouts
+    (natural keys), or fed by these inbox rows."""
+    if not keys and not natural_keys and not delivery_ids:
         return []
     query = select(Event).where(
         Event.shop_domain == shop,
@@ -37,34 +41,42 @@ def events_of_customer(
             Event.person_id.in_(keys),
             Event.customer_id.in_(keys),
             Event.email.in_(keys),
-            Event.natural_key.in_(orders),
+            Event.natural_key.in_(natural_keys),
+            Event.source_delivery_id.in_(delivery_ids),
         ),
     )
     return list(session.scalars(query).all())
 
 
 def deliveries_of_customer(
-    session: Session, shop: str, keys: Sequence[str], events: Iterable[Event], exclude: int
+    session: Session,
+    shop: str,
+    *,
+    mentions: Collection[str],
+    resources: Iterable[tuple[Collection[str], Collection[str]]],
+    ids: Collection[int],
+    exclude: int,
 ) -> list[WebhookDelivery]:
-    """Inbox rows that carry the customer: their events' sources, or bodies naming them.
+    """The shop's inbox rows whose body contains one of `mentions` (case-insensitive, on
+    both databases), whose resource key is one of the keys of a (topics, keys) pair of
+    `resources` (an order's refunds, a checkout by token), or whose id is in `ids`.
 
-    `exclude` is the privacy webhook's own row.
+    A full scan of the shop's bodies: privacy requests are rare, and every stored webhook
+    must be found, also those that never fed an event. `exclude` is the request's own row.
     """
-    events = list(events)
-    source_ids = {e.source_delivery_id for e in events if e.source_delivery_id}
-    resources = {e.natural_key for e in events}
-    needles = [json.dumps(k) for k in keys]  # "123" or "a@b.c", as JSON writes them
-    for number in (k for k in keys if k.isdigit()):
-        needles += [f"{sep}{number}{end}" for sep in (": ", ":") for end in (",", "}")]
-    mentions = [WebhookDelivery.body.contains(n, autoescape=True) for n in needles]
+    body = func.lower(WebhookDelivery.body)
+    found = [body.contains(m.lower(), autoescape=True) for m in mentions]
+    found += [
+        and_(WebhookDelivery.topic.in_(topics), WebhookDelivery.resource_key.in_(keys))
+        for topics, keys in resources
+        if topics and keys
+    ]
+    if ids:
+        found.append(WebhookDelivery.id.in_(ids))
+    if not found:
+        return []
     query = select(WebhookDelivery).where(
-        WebhookDelivery.shop_domain == shop,
-        WebhookDelivery.id != exclude,
-        or_(
-            WebhookDelivery.id.in_(source_ids),
-            WebhookDelivery.resource_key.in_(resources),
-            *mentions,
-        ),
+        WebhookDelivery.shop_domain == shop, WebhookDelivery.id != exclude, or_(*found)
     )
     return list(session.scalars(query).all())
 
@@ -109,7 +121,7 @@ def replace_person_key(session: Session, shop: str, key: str, stand_in: str) -> 
     )
 
 
-# -- tombstones: hashed keys of redacted customers -----------------------------------------
+# -- tombstones: keyed hashes of redacted customers -----------------------------------------
 
 
 def add_tombstone(session: Session, shop: str, key_hash: str) -> None:
@@ -165,10 +177,18 @@ def get_export(session: Session, export_id: int) -> PrivacyExport | None:
     return session.get(PrivacyExport, export_id)
 
 
-def delete_exports_of(session: Session, shop: str, customer_id: str) -> None:
+def delete_exports_of(
+    session: Session, shop: str, customer_ids: Collection[str], mentions: Collection[str]
+) -> None:
+    """Delete the shop's exports of these customers, or whose content mentions them."""
+    content = func.lower(cast(PrivacyExport.content, Text))
     session.execute(
         delete(PrivacyExport).where(
-            PrivacyExport.shop_domain == shop, PrivacyExport.customer_id == customer_id
+            PrivacyExport.shop_domain == shop,
+            or_(
+                PrivacyExport.customer_id.in_(customer_ids),
+                *(content.contains(m.lower(), autoescape=True) for m in mentions),
+            ),
         )
     )
 

@@ -10,7 +10,7 @@ from alembic import op
 from connector.storage.models import UTCDateTime
 
 revision = "0010_reconciliation"
-down_revision = "0008_staff_session_version"
+down_revision = "0009_keyed_tombstones"
 branch_labels = None
 depends_on = None
 
