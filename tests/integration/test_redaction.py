@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,24 @@ def test_migration_0009_keys_the_old_tombstones_so_they_still_match(tmp_path: Pa
     assert hashes == [tombstone(key, SHOP, JANET_EMAIL)]
     assert stand_ins == ["redacted:" + keyed(key, old_stand_in.removeprefix("redacted:"))[:40]]
     assert tombstone(key, SHOP, JANET_EMAIL) != tombstone(tombstone_key("other"), SHOP, JANET_EMAIL)
+
+
+def test_tombstones_written_under_the_previous_secret_key_still_match(
+    client: FlaskClient, rt: Runtime, shop: str, fake_customerio: FakeCustomerIO
+) -> None:
+    store_janets_webhooks(client)
+    run_jobs(rt)
+    post_webhook(client, "customers/redact", redact_body(orders_to_redact=[ORDER_A]), "r-1")
+    run_jobs(rt)
+    old_key = rt.settings.secret_key
+    rt.settings = replace(rt.settings, secret_key="a-new-key", previous_secret_keys=(old_key,))
+
+    later = janet_order(ORDER_LATER, customer=None, email=None)
+    later["contact_email"] = "janet.quillfeather@example.com"
+    post_webhook(client, "orders/create", later, "w-later")
+    run_jobs(rt)
+    with rt.sessions() as session:
+        row = session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.shopify_event_id == "w-later")
+        ).one()
+        assert row.state == InboxState.IGNORED, row.state_reason
