@@ -142,8 +142,31 @@ def upgrade(engine: Engine, secret_key: str | None = None) -> None:
     `secret_key` (CONNECTOR_SECRET_KEY) is needed by migrations that re-key stored values
     (0009: redaction tombstones), only when there are such values.
     """
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        config.attributes["secret_key"] = secret_key
-        command.upgrade(config, "heads")
+    url = engine.url.render_as_string(hide_password=False)
+    config = alembic_config(url)
+    migrating = _transactional_sqlite(url) if engine.dialect.name == "sqlite" else engine
+    try:
+        with migrating.begin() as connection:
+            config.attributes["connection"] = connection
+            config.attributes["secret_key"] = secret_key
+            command.upgrade(config, "heads")
+    finally:
+        if migrating is not engine:
+            migrating.dispose()
+
+
+def _transactional_sqlite(url: str) -> Engine:
+    """An engine whose transactions include DDL: Python's sqlite3 commits before a schema
+    change on its own, so a migration failing half-way would leave the earlier ones applied
+    but unrecorded. With the driver's own transaction handling off, BEGIN covers them all."""
+    migrating = create_engine(url, connect_args={"timeout": 15})
+
+    @event.listens_for(migrating, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(migrating, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return migrating
