@@ -1,0 +1,168 @@
+"""The webhook door never answers 5xx for bad input: every case is a 4xx with a reason, and
+nothing is stored. Only storage that is really down gets a 503 (test_ingest.py).
+
+Run on SQLite and on PostgreSQL: SQLite stores an over-long value that PostgreSQL refuses.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from connector import lengths
+from connector.runtime import Runtime
+from connector.storage.models import WebhookDelivery
+from tests.support import SHOP, make_order, signed_headers
+from webhooks.payload import MAX_DEPTH
+
+ORDER = json.dumps(make_order(1001)).encode()
+
+
+def inbox(rt: Runtime) -> list[WebhookDelivery]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(WebhookDelivery)).all())
+
+
+def post(
+    client: FlaskClient, body: bytes, topic: str = "orders/create", **changes: str
+) -> tuple[int, dict[str, str]]:
+    """POST `body` signed with the shop's secret, headers changed as given (after signing)."""
+    headers = signed_headers(body, topic, "door-1")
+    headers.update({name.replace("_", "-"): value for name, value in changes.items()})
+    response = client.post("/webhooks/shopify", data=body, headers=headers)
+    return response.status_code, response.get_json()
+
+
+def assert_refused(answer: tuple[int, dict[str, str]], status: int, reason: str, rt: Runtime):
+    code, json_body = answer
+    assert (code, reason in json_body["error"]) == (status, True), json_body
+    assert inbox(rt) == []
+
+
+def test_a_non_ascii_signature_is_401(client: FlaskClient, rt: Runtime) -> None:
+    answer = post(client, ORDER, X_Shopify_Hmac_Sha256="é" * 44)
+    assert_refused(answer, 401, "X-Shopify-Hmac-Sha256 is not base64", rt)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, f"nested deeper than {MAX_DEPTH}"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, f"nested deeper than {MAX_DEPTH}"),
+        (b'{"id": 1, "a":' * MAX_DEPTH + b"{}" + b"}" * MAX_DEPTH, "nested deeper than"),
+        (b'{"id": ' + b"9" * 5000 + b"}", "body is not JSON"),
+        ('{"id": 1}'.encode("utf-16"), "body is not UTF-8"),
+        (b"\xef\xbb\xbf" + ORDER, "body starts with a byte order mark"),
+        (ORDER.replace(b'"total_price": "', b'"total_price": NaN, "x": "'), "NaN is not"),
+        (b'{"id": Infinity}', "Infinity is not a number"),
+    ],
+    ids=[
+        "deep-array",
+        "deep-object",
+        "over-max-depth",
+        "5000-digits",
+        "utf-16",
+        "bom",
+        "nan",
+        "inf",
+    ],
+)
+def test_a_signed_body_the_worker_could_not_read_is_400(
+    client: FlaskClient, rt: Runtime, body: bytes, reason: str
+) -> None:
+    assert_refused(post(client, body), 400, reason, rt)
+
+
+@pytest.mark.parametrize(
+    ("header", "limit"),
+    [
+        ("X-Shopify-Event-Id", lengths.SHOPIFY_EVENT_ID),
+        ("X-Shopify-Webhook-Id", lengths.WEBHOOK_ID),
+        ("X-Shopify-API-Version", lengths.API_VERSION),
+        ("X-Shopify-Topic", lengths.TOPIC),
+    ],
+)
+def test_a_header_longer_than_its_column_is_400_not_503(
+    client: FlaskClient, rt: Runtime, header: str, limit: int
+) -> None:
+    answer = post(client, ORDER, **{header: "9" * (limit + 1)})
+    assert_refused(answer, 400, f"{header} is longer than {limit} characters", rt)
+
+
+def test_a_shop_domain_longer_than_its_column_is_400(client: FlaskClient, rt: Runtime) -> None:
+    shop = "s" * 300 + ".myshopify.com"
+    answer = post(client, ORDER, X_Shopify_Shop_Domain=shop)
+    assert_refused(answer, 400, "X-Shopify-Shop-Domain is longer than 255 characters", rt)
+
+
+def test_values_as_long_as_their_columns_are_stored(client: FlaskClient, rt: Runtime) -> None:
+    shop = "s" * (lengths.SHOP_DOMAIN - len(".myshopify.com")) + ".myshopify.com"
+    body = json.dumps(make_order(1002, id="9" * lengths.RESOURCE_KEY)).encode()
+    code, answer = post(
+        client,
+        body,
+        X_Shopify_Shop_Domain=shop,
+        X_Shopify_Event_Id="e" * lengths.SHOPIFY_EVENT_ID,
+        X_Shopify_Webhook_Id="w" * lengths.WEBHOOK_ID,
+        X_Shopify_API_Version="v" * lengths.API_VERSION,
+    )
+    assert (code, answer) == (200, {"status": "accepted"})
+    (row,) = inbox(rt)
+    assert (row.shop_domain, row.resource_key) == (shop, "9" * lengths.RESOURCE_KEY)
+    assert len(row.shopify_event_id) == lengths.SHOPIFY_EVENT_ID
+    assert row.webhook_id == "w" * lengths.WEBHOOK_ID and row.api_version == "v" * 16
+
+
+@pytest.mark.parametrize("value", ["door\x00event", "door\x7f"])
+def test_a_header_with_control_characters_is_400(
+    client: FlaskClient, rt: Runtime, value: str
+) -> None:
+    answer = post(client, ORDER, X_Shopify_Event_Id=value)
+    assert_refused(answer, 400, "X-Shopify-Event-Id has unprintable characters", rt)
+
+
+def test_a_triggered_at_past_year_9999_is_left_out(client: FlaskClient, rt: Runtime) -> None:
+    code, answer = post(client, ORDER, X_Shopify_Triggered_At="9999-12-31T23:59:59-05:00")
+    assert (code, answer) == (200, {"status": "accepted"})
+    (row,) = inbox(rt)
+    assert row.triggered_at is None and row.shopify_event_id == "door-1"
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("orders/create", make_order(1003, id="1" * 200), "id is longer than 128 characters"),
+        ("orders/create", make_order(1003, id=10**200), "id is longer than 128 characters"),
+        ("checkouts/create", {"token": "t" * 129}, "token is longer than 128 characters"),
+        ("refunds/create", {"id": 9, "order_id": "7\u0000"}, "order_id has unprintable"),
+    ],
+)
+def test_a_resource_key_that_cannot_be_stored_is_400(
+    client: FlaskClient, rt: Runtime, topic: str, payload: dict[str, object], reason: str
+) -> None:
+    body = json.dumps(payload).encode()
+    assert_refused(post(client, body, topic=topic), 400, reason, rt)
+
+
+@pytest.mark.parametrize("key", [{"nested": 1}, [1, 2], True])
+def test_a_resource_key_that_is_no_scalar_is_stored_as_none(
+    client: FlaskClient, rt: Runtime, key: object
+) -> None:
+    body = json.dumps(make_order(1004, id=key)).encode()
+    assert post(client, body) == (200, {"status": "accepted"})
+    (row,) = inbox(rt)
+    assert row.resource_key is None and json.loads(row.body)["id"] == key
+
+
+def test_a_utf8_body_is_stored_as_the_text_that_was_signed(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    text = json.dumps(make_order(1005, note="Grüße ☃"), ensure_ascii=False)
+    body = text.replace("☃", "☃ \\ud800").encode()  # an escaped lone surrogate is JSON
+    assert post(client, body) == (200, {"status": "accepted"})
+    (row,) = inbox(rt)
+    assert row.body.encode() == body and row.shop_domain == SHOP
+    assert json.loads(row.body)["note"] == "Grüße ☃ \ud800"
