@@ -6,6 +6,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.runtime import Runtime
 from connector.statuses import InboxState
@@ -35,7 +36,7 @@ def receive() -> ResponseReturnValue:
     storage is down (Shopify retries a 5xx).
     """
     rt: Runtime = current_app.extensions["connector"]
-    body = request.get_data(cache=False)  # raw bytes; over MAX_CONTENT_LENGTH raises 413
+    body = _read_body(rt.settings.max_body_bytes)
     verify_signature(
         body, request.headers.get("X-Shopify-Hmac-Sha256"), rt.settings.shopify_api_secrets
     )
@@ -69,3 +70,18 @@ def receive() -> ResponseReturnValue:
     kicker: DebouncedKicker = current_app.extensions["kicker"]
     kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
     return jsonify(status="accepted"), 200
+
+
+def _read_body(limit: int) -> bytes:
+    """The raw body; RequestEntityTooLarge (413) past `limit` bytes.
+
+    werkzeug refuses a Content-Length over the limit before reading. A chunked body has no
+    Content-Length; the server (gunicorn, werkzeug's) marks its stream as terminated
+    (`wsgi.input_terminated`) and werkzeug reads it through a LimitedStream that stops at
+    the limit *without* an error: the door would see the body cut short, and answer 401 (or
+    400) for a body that is too large. One more byte from the server's stream tells.
+    """
+    body = request.get_data(cache=False)
+    if len(body) >= limit and request.content_length is None and request.input_stream.read(1):
+        raise RequestEntityTooLarge()
+    return body
