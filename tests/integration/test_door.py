@@ -20,6 +20,8 @@ from dataclasses import replace
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from connector import lengths
@@ -29,6 +31,7 @@ from connector.runtime import Runtime
 from connector.storage.models import WebhookDelivery
 from tests.support import ROOT, SHOP, make_order, signed_headers, subprocess_env
 from webhooks.payload import MAX_DEPTH
+from webhooks.topics import KNOWN_TOPICS
 
 ORDER = json.dumps(make_order(1001)).encode()
 
@@ -264,3 +267,75 @@ def test_a_chunked_body_over_the_limit_is_413(rt: Runtime, server: str) -> None:
         assert post_chunked(port, padded(LIMIT)) == (200, {"status": "accepted"})
         assert post_chunked(port, padded(LIMIT - 1)) == (200, {"status": "accepted"})
     assert sorted(len(row.body) for row in inbox(rt)) == [LIMIT - 1, LIMIT]
+
+
+# -- any input: never a 5xx ------------------------------------------------------------------
+
+HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=300)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=200),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children),
+    max_leaves=8,
+)
+BODIES = st.one_of(
+    st.just(ORDER),
+    st.binary(max_size=300),
+    st.dictionaries(st.sampled_from(["id", "token", "order_id", "customer", "x"]), JSON_VALUES)
+    .map(json.dumps)
+    .map(str.encode),
+    st.builds(
+        lambda text, prefix: prefix + text.encode("utf-8", "surrogatepass"),
+        st.text(max_size=50),
+        st.sampled_from([b"", b"\xef\xbb\xbf", b'{"id": ', b"[" * 2000]),
+    ),
+)
+
+
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+HEADER_NAMES = st.sampled_from(
+    [
+        "X-Shopify-Topic",
+        "X-Shopify-Shop-Domain",
+        "X-Shopify-Event-Id",
+        "X-Shopify-Webhook-Id",
+        "X-Shopify-API-Version",
+        "X-Shopify-Triggered-At",
+        "X-Shopify-Hmac-Sha256",
+    ]
+)
+
+
+def assert_answered(client: FlaskClient, rt: Runtime, body: bytes, headers: dict[str, str]):
+    """A 200, a 400 or a 401 with a reason; what is accepted, the worker can read."""
+    response = client.post("/webhooks/shopify", data=body, headers=headers)
+    assert response.status_code in (200, 400, 401), response.get_data()
+    answer = response.get_json()
+    if response.status_code != 200:
+        assert answer["error"]
+    elif answer["status"] == "accepted":
+        row = max(inbox(rt), key=lambda row: row.id)
+        assert json.loads(row.body) == json.loads(body)
+
+
+@FUZZ
+@given(
+    changes=st.dictionaries(HEADER_NAMES, HEADER_TEXT, min_size=1, max_size=3),
+    topic=st.sampled_from(sorted(KNOWN_TOPICS)),
+)
+def test_no_headers_get_a_5xx(
+    client: FlaskClient, rt: Runtime, changes: dict[str, str], topic: str
+) -> None:
+    headers = {**signed_headers(ORDER, topic, "fuzz-headers"), **changes}
+    assert_answered(client, rt, ORDER, headers)
+
+
+@FUZZ
+@given(body=BODIES, topic=st.sampled_from(sorted(KNOWN_TOPICS)), event=st.uuids())
+def test_no_signed_body_gets_a_5xx(
+    client: FlaskClient, rt: Runtime, body: bytes, topic: str, event: object
+) -> None:
+    assert_answered(client, rt, body, signed_headers(body, topic, str(event)))
