@@ -271,6 +271,7 @@ def test_a_chunked_body_over_the_limit_is_413(rt: Runtime, server: str) -> None:
 
 # -- any input: never a 5xx ------------------------------------------------------------------
 
+# A WSGI server hands header values over as latin-1 text (no CR or LF: they end a header).
 HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=300)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=200),

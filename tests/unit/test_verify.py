@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector import lengths
 from webhooks.verify import (
@@ -126,3 +128,26 @@ def test_a_stored_header_with_unprintable_characters_is_refused(value: str) -> N
 def test_an_unreadable_triggered_at_is_left_out(value: str) -> None:
     headers = read_headers({**GOOD_HEADERS, "X-Shopify-Triggered-At": value})
     assert headers.triggered_at is None and headers.event_id == "ev-1"
+
+
+HEADER_NAMES = st.sampled_from([*GOOD_HEADERS, "X-Shopify-Hmac-Sha256"])
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(HEADER_NAMES, st.text(max_size=300), max_size=7))
+def test_any_headers_are_read_or_refused_as_malformed(changes: dict[str, str]) -> None:
+    try:
+        headers = read_headers({**GOOD_HEADERS, **changes})
+    except MalformedDeliveryError:
+        return
+    stored = [headers.topic, headers.shop_domain, headers.event_id, headers.webhook_id]
+    assert all(value is None or value.isprintable() for value in [*stored, headers.api_version])
+    assert len(headers.shop_domain) <= lengths.SHOP_DOMAIN
+    assert len(headers.event_id) <= lengths.SHOPIFY_EVENT_ID
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=100))
+def test_any_signature_text_is_checked_or_refused_never_a_type_error(signature: str) -> None:
+    with pytest.raises(SignatureError):
+        verify_signature(BODY, signature, ["hush", "other"])
