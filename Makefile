@@ -28,6 +28,11 @@ test: $(BIN)/connector
 screenshots: $(BIN)/connector
 	CONNECTOR_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest tests/browser
 
+## Post 10,000 signed, mutated webhooks of every handled topic through the app and workers
+## (SQLite and PostgreSQL); prints the figures docs/reliability.md quotes.
+fuzz: $(BIN)/connector
+	FUZZ_WEBHOOKS=10000 $(BIN)/pytest -q -s -p no:randomly tests/fuzz
+
 bench: $(BIN)/connector
 	$(BIN)/python bench/run.py
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+from connector import lengths
+
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9\-]*\.myshopify\.com$")
-MAX_LENGTH = 255
+MAX_LENGTH = lengths.SHOP_DOMAIN
 
 
 def normalize_shop_domain(value: str) -> str:

@@ -15,10 +15,15 @@ def parse_utc(value: str) -> datetime:
 
     Every CLI flag, console form field and webhook header goes through here, so they all
     accept the same spellings. Raises ValueError naming the value for anything else,
-    including times that cannot be expressed in UTC (year 1 with a positive offset).
+    including times that cannot be expressed in UTC (year 1 with a positive offset, year
+    9999 with a negative one), and control characters (CPython's fromisoformat stops at a
+    NUL and would read "12:00\\x00" as noon). Never another exception: callers catch
+    ValueError only.
     """
     text = value.strip()
     try:
+        if not text.isprintable():
+            raise ValueError("control characters")
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)

@@ -1,18 +1,130 @@
-"""Read a stored webhook body into a payload the mapping can trust. Pure.
+"""Read a signed webhook body, and what it is about; read a stored one back for mapping. Pure.
 
-JSON allows what no order means and what storage or Customer.io cannot take: numbers that
-overflow to infinity, lone UTF-16 surrogates (`"\\ud83d"`), NUL characters (which
-PostgreSQL refuses in text). A number that is not finite makes the body unreadable; a
-lone surrogate becomes U+FFFD and a NUL is dropped, so a shopper's odd product title
-still gives an order.
+The door accepts exactly what the worker can read back: the body is decoded strictly as
+UTF-8 and that text is parsed (and stored), so a body that `json.loads(bytes)` would guess
+to be UTF-16, or one that starts with a byte order mark (which `json.loads(str)` refuses),
+is refused here with a 400 and never stored. Every failure of the parse is a
+MalformedDeliveryError (400), never another exception (a 500).
+
+The worker reads stored bodies with `read_payload`, which also turns away what no order
+means and what storage or Customer.io cannot take: numbers that overflow to infinity
+(stored by earlier versions, or 1e400, which the door leaves to the worker), lone UTF-16
+surrogates (`"\\ud83d"`) and NULs (which PostgreSQL refuses in text). A number that is not
+finite makes the body unreadable; a lone surrogate becomes U+FFFD and a NUL is dropped, so
+a shopper's odd product title still gives an order.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
+
+from connector import lengths
+from webhooks.topics import CHECKOUT_TOPICS, PRIVACY_TOPICS, Topic
+from webhooks.verify import MalformedDeliveryError
+
+# Shopify's payloads nest 8 levels deep at most; far deeper ones are no webhook, and would
+# make the worker (whose stack is deeper than the door's) fail where the door did not.
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class SignedBody:
+    text: str  # what is stored: the worker parses it again
+    payload: dict[str, Any]
+
+
+class _NotJSONError(ValueError):
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON (RFC 8259) has no such thing."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSONError(name)
+
+
+def parse_body(body: bytes) -> SignedBody:
+    """The body as text and as a JSON object; MalformedDeliveryError naming what is wrong.
+
+    Refused: a byte order mark, bytes that are not UTF-8, text that is not JSON (NaN and
+    Infinity included: Shopify never sends them, and Customer.io could not take them), a
+    number with more digits than Python reads (4300), nesting deeper than MAX_DEPTH, and
+    JSON that is not an object. Large but finite numbers (1e400 reads as inf) pass: the
+    mapping judges values.
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        raise MalformedDeliveryError("body starts with a byte order mark")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedDeliveryError("body is not UTF-8") from exc
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except _NotJSONError as exc:
+        raise MalformedDeliveryError(f"body is not JSON: {exc} is not a number") from exc
+    except RecursionError as exc:
+        raise MalformedDeliveryError(f"body is nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # JSONDecodeError, and too many digits for an int
+        raise MalformedDeliveryError("body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise MalformedDeliveryError("body is not a JSON object")
+    if _deeper_than(payload, MAX_DEPTH):
+        raise MalformedDeliveryError(f"body is nested deeper than {MAX_DEPTH} levels")
+    return SignedBody(text=text, payload=payload)
+
+
+def _deeper_than(value: dict[str, Any], limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def resource_key(topic: str, payload: dict[str, Any]) -> str | None:
+    """What the delivery is about, as stored in the inbox (the console finds it by this):
+    the checkout token, the order id (the order a refund or fulfillment changed), for privacy
+    requests the customer's id, else the shop's.
+
+    A value that is not a string or a number (an object, a list, a boolean, null) is no key:
+    None, and the delivery is stored without one (the worker judges the payload). A key that
+    cannot be stored is refused with a 400: longer than the column (`lengths.RESOURCE_KEY`)
+    or with unprintable characters (PostgreSQL refuses NUL, and a lone surrogate cannot be
+    encoded).
+    """
+    if topic in CHECKOUT_TOPICS:
+        return _key(payload, "token")
+    if topic in (Topic.REFUNDS_CREATE, Topic.FULFILLMENTS_CREATE):
+        return _key(payload, "order_id")
+    if topic in PRIVACY_TOPICS:
+        customer = payload.get("customer")
+        customer_id = _key(customer, "id", "customer.id") if isinstance(customer, dict) else None
+        return customer_id or _key(payload, "shop_id")
+    return _key(payload, "id")
+
+
+def _key(payload: dict[str, Any], field: str, name: str | None = None) -> str | None:
+    value = payload.get(field)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    key = str(value)
+    if len(key) > lengths.RESOURCE_KEY:
+        raise MalformedDeliveryError(
+            f"{name or field} is longer than {lengths.RESOURCE_KEY} characters"
+        )
+    if not key.isprintable():
+        raise MalformedDeliveryError(f"{name or field} has unprintable characters")
+    return key or None
+
+
+# -- reading a stored body back, in the worker ------------------------------------------
 
 # The escapes that decode to a lone surrogate or a NUL; only bodies holding one are walked.
 _UNSAFE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")

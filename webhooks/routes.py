@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.runtime import Runtime
 from connector.statuses import InboxState
@@ -15,8 +14,9 @@ from connector.storage.db import StorageUnavailableError
 from connector.storage.inbox import record_delivery
 from jobs import queue
 from jobs.queue import DebouncedKicker
-from webhooks.topics import CHECKOUT_TOPICS, KNOWN_TOPICS, PRIVACY_TOPICS, Topic
-from webhooks.verify import MalformedDeliveryError, WebhookError, read_headers, verify_signature
+from webhooks.payload import parse_body, resource_key
+from webhooks.topics import KNOWN_TOPICS
+from webhooks.verify import WebhookError, read_headers, verify_signature
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhooks", __name__)
@@ -30,25 +30,23 @@ def refuse(error: WebhookError) -> ResponseReturnValue:
 
 @blueprint.post("/webhooks/shopify")
 def receive() -> ResponseReturnValue:
-    """Accept a Shopify webhook once it is verified and durably stored; 503 if not stored."""
+    """Accept a Shopify webhook once it is verified and durably stored; 503 if not stored.
+
+    Bad input of any kind is a 4xx with a reason, and nothing is stored; 503 only when the
+    storage is down (Shopify retries a 5xx).
+    """
     rt: Runtime = current_app.extensions["connector"]
-    body = request.get_data(cache=False)  # raw bytes; over MAX_CONTENT_LENGTH raises 413
+    body = _read_body(rt.settings.max_body_bytes)
     verify_signature(
         body, request.headers.get("X-Shopify-Hmac-Sha256"), rt.settings.shopify_api_secrets
     )
     headers = read_headers(request.headers)
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedDeliveryError("body is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise MalformedDeliveryError("body is not a JSON object")
+    signed = parse_body(body)
     if headers.topic not in KNOWN_TOPICS:
         log.info(
             "webhook topic %s from %s acknowledged and ignored", headers.topic, headers.shop_domain
         )
         return jsonify(status="ignored", reason="topic not handled"), 200
-    resource_key = _resource_key(headers.topic, payload)
     try:
         created = record_delivery(  # one statement, one round trip
             rt.autocommit_engine,
@@ -59,9 +57,9 @@ def receive() -> ResponseReturnValue:
                 "webhook_id": headers.webhook_id,
                 "api_version": headers.api_version,
                 "triggered_at": headers.triggered_at,
-                "body": body.decode("utf-8"),
+                "body": signed.text,
                 "state": InboxState.RECEIVED,
-                "resource_key": str(resource_key) if resource_key is not None else None,
+                "resource_key": resource_key(headers.topic, signed.payload),
             },
         )
     except StorageUnavailableError as exc:
@@ -74,16 +72,16 @@ def receive() -> ResponseReturnValue:
     return jsonify(status="accepted"), 200
 
 
-def _resource_key(topic: str, payload: dict[str, Any]) -> Any:
-    """What the delivery is about: the order id, the checkout token, or for privacy
-    requests (which have neither) the customer's id, else the shop's."""
-    if topic in CHECKOUT_TOPICS:
-        return payload.get("token")
-    if topic in (Topic.REFUNDS_CREATE, Topic.FULFILLMENTS_CREATE):
-        return payload.get("order_id")  # found in the console by the order it changed
-    if topic in PRIVACY_TOPICS:
-        customer = payload.get("customer")
-        return (customer.get("id") if isinstance(customer, dict) else None) or payload.get(
-            "shop_id"
-        )
-    return payload.get("id")
+def _read_body(limit: int) -> bytes:
+    """The raw body; RequestEntityTooLarge (413) past `limit` bytes.
+
+    werkzeug refuses a Content-Length over the limit before reading. A chunked body has no
+    Content-Length; the server (gunicorn, werkzeug's) marks its stream as terminated
+    (`wsgi.input_terminated`) and werkzeug reads it through a LimitedStream that stops at
+    the limit *without* an error: the door would see the body cut short, and answer 401 (or
+    400) for a body that is too large. One more byte from the server's stream tells.
+    """
+    body = request.get_data(cache=False)
+    if len(body) >= limit and request.content_length is None and request.input_stream.read(1):
+        raise RequestEntityTooLarge()
+    return body

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from connector import lengths
 from connector.shop_domain import is_shop_domain
 from connector.timeutil import parse_utc
 
@@ -49,6 +50,8 @@ def verify_signature(body: bytes, signature: str | None, secrets: Iterable[str])
     """
     if not signature:
         raise SignatureError("missing X-Shopify-Hmac-Sha256")
+    if not signature.isascii():  # compare_digest raises TypeError on non-ASCII text
+        raise SignatureError("X-Shopify-Hmac-Sha256 is not base64")
     matched = False
     for secret in secrets:
         matched |= hmac.compare_digest(sign(body, secret), signature.strip())
@@ -73,18 +76,24 @@ class DeliveryHeaders:
 
 
 def read_headers(headers: HeaderItems) -> DeliveryHeaders:
-    """Read Shopify's delivery headers (case-insensitively); raise on missing or bad ones."""
+    """Read Shopify's delivery headers (case-insensitively); raise on missing or bad ones.
+
+    Every value that is stored must fit its column (`connector.lengths`) and be printable
+    text (no control characters: PostgreSQL refuses NUL), else the delivery is refused here
+    with a 400 rather than by the database with a 503 that Shopify would retry forever.
+    """
     lowered = {key.lower(): value for key, value in headers.items()}
-    topic = lowered.get("x-shopify-topic", "").strip()
-    shop = lowered.get("x-shopify-shop-domain", "").strip().lower()
+    topic = _header(lowered, "X-Shopify-Topic", lengths.TOPIC)
+    shop = _header(lowered, "X-Shopify-Shop-Domain", lengths.SHOP_DOMAIN)
     if not topic:
         raise MalformedDeliveryError("missing X-Shopify-Topic")
     if not shop:
         raise MalformedDeliveryError("missing X-Shopify-Shop-Domain")
+    shop = shop.lower()
     if not is_shop_domain(shop):
         raise MalformedDeliveryError("X-Shopify-Shop-Domain is not a *.myshopify.com domain")
-    webhook_id = lowered.get("x-shopify-webhook-id") or None
-    event_id = lowered.get("x-shopify-event-id") or webhook_id
+    webhook_id = _header(lowered, "X-Shopify-Webhook-Id", lengths.WEBHOOK_ID)
+    event_id = _header(lowered, "X-Shopify-Event-Id", lengths.SHOPIFY_EVENT_ID) or webhook_id
     if not event_id:
         raise MalformedDeliveryError("missing X-Shopify-Event-Id")
     return DeliveryHeaders(
@@ -92,9 +101,21 @@ def read_headers(headers: HeaderItems) -> DeliveryHeaders:
         shop_domain=shop,
         event_id=event_id,
         webhook_id=webhook_id,
-        api_version=lowered.get("x-shopify-api-version") or None,
+        api_version=_header(lowered, "X-Shopify-API-Version", lengths.API_VERSION),
         triggered_at=_parse_time(lowered.get("x-shopify-triggered-at")),
     )
+
+
+def _header(lowered: dict[str, str], name: str, max_length: int) -> str | None:
+    """The header's value, trimmed, None when absent or empty; raise when it can't be stored."""
+    value = lowered.get(name.lower(), "").strip()
+    if not value:
+        return None
+    if len(value) > max_length:
+        raise MalformedDeliveryError(f"{name} is longer than {max_length} characters")
+    if not value.isprintable():
+        raise MalformedDeliveryError(f"{name} has unprintable characters")
+    return value
 
 
 def _parse_time(value: str | None) -> datetime | None:

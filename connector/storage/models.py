@@ -28,6 +28,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from connector import lengths
 from connector.statuses import InboxState, ShopStatus
 from connector.timeutil import utcnow
 
@@ -95,18 +96,18 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    shop_domain: Mapped[str] = mapped_column(String(255))
-    topic: Mapped[str] = mapped_column(String(64))
-    shopify_event_id: Mapped[str] = mapped_column(String(128))
-    webhook_id: Mapped[str | None] = mapped_column(String(128))
-    api_version: Mapped[str | None] = mapped_column(String(16))
+    shop_domain: Mapped[str] = mapped_column(String(lengths.SHOP_DOMAIN))
+    topic: Mapped[str] = mapped_column(String(lengths.TOPIC))
+    shopify_event_id: Mapped[str] = mapped_column(String(lengths.SHOPIFY_EVENT_ID))
+    webhook_id: Mapped[str | None] = mapped_column(String(lengths.WEBHOOK_ID))
+    api_version: Mapped[str | None] = mapped_column(String(lengths.API_VERSION))
     triggered_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     body: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default=InboxState.RECEIVED)
     state_reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
-    resource_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    resource_key: Mapped[str | None] = mapped_column(String(lengths.RESOURCE_KEY), index=True)
     event_id: Mapped[str | None] = mapped_column(String(26), index=True)
 
 

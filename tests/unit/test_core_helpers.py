@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.events import EventName, Person, stable_event_id
 from connector.identity import normalize_email, person_key
@@ -36,12 +38,46 @@ def test_parse_utc_reads_every_iso_spelling_as_aware_utc(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "garbage", "2026-13-01", "yesterday", "0001-01-01T00:00+01:00"]
+    "text",
+    [
+        "",
+        "garbage",
+        "2026-13-01",
+        "yesterday",
+        "0001-01-01T00:00+01:00",
+        "9999-12-31T23:59:59-05:00",  # after year 9999 in UTC: OverflowError inside
+        "9999-12-31T23:59:59.999999-00:01",
+        "2026-07-01T12:00:00+24:00",
+        "2026-07-01T12:00:00\x00",
+        "\ud800",
+    ],
 )
 def test_parse_utc_refuses_garbage_with_a_clean_value_error(text: str) -> None:
     with pytest.raises(ValueError, match="not an ISO-8601 time") as caught:
         parse_utc(text)
     assert repr(text) in str(caught.value)
+    assert type(caught.value) is ValueError
+
+
+OFFSETS = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23))
+ISO_TIMES = st.builds(
+    lambda moment, offset, sep: moment.replace(tzinfo=offset).isoformat(sep=sep),
+    st.datetimes(),
+    st.none() | st.builds(timezone, OFFSETS),
+    st.sampled_from(["T", " "]),
+)
+
+
+@settings(max_examples=300)
+@given(st.text() | ISO_TIMES)
+def test_parse_utc_reads_any_text_as_aware_utc_or_raises_value_error(text: str) -> None:
+    """Other code catches ValueError only (the webhook door leaves an unreadable header out)."""
+    try:
+        parsed = parse_utc(text)
+    except ValueError as exc:
+        assert type(exc) is ValueError
+        return
+    assert parsed.tzinfo is UTC
 
 
 def test_utcnow_is_aware_utc() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from connector import lengths
 from webhooks.verify import (
     MalformedDeliveryError,
     SignatureError,
@@ -81,3 +84,70 @@ def test_event_id_falls_back_to_the_webhook_id() -> None:
     headers = dict(GOOD_HEADERS)
     del headers["X-Shopify-Event-Id"]
     assert read_headers(headers).event_id == "wh-1"
+
+
+@pytest.mark.parametrize("signature", ["é", "ü" * 44, "\u2603", "\udcff"])
+def test_a_non_ascii_signature_is_refused_not_compared(signature: str) -> None:
+    # hmac.compare_digest raises TypeError on non-ASCII text: that was a 500.
+    with pytest.raises(SignatureError, match="not base64") as caught:
+        verify_signature(BODY, signature, ["hush"])
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize(
+    ("header", "limit"),
+    [
+        ("X-Shopify-Topic", lengths.TOPIC),
+        ("X-Shopify-Event-Id", lengths.SHOPIFY_EVENT_ID),
+        ("X-Shopify-Webhook-Id", lengths.WEBHOOK_ID),
+        ("X-Shopify-API-Version", lengths.API_VERSION),
+    ],
+)
+def test_a_header_longer_than_its_column_is_refused(header: str, limit: int) -> None:
+    assert read_headers({**GOOD_HEADERS, header: "x" * limit})  # as long as it may be
+    with pytest.raises(MalformedDeliveryError, match=f"{header} is longer than {limit}"):
+        read_headers({**GOOD_HEADERS, header: "x" * (limit + 1)})
+
+
+def test_a_shop_domain_longer_than_its_column_is_refused() -> None:
+    longest = "s" * (lengths.SHOP_DOMAIN - len(".myshopify.com")) + ".myshopify.com"
+    assert read_headers({**GOOD_HEADERS, "X-Shopify-Shop-Domain": longest}).shop_domain == longest
+    with pytest.raises(MalformedDeliveryError, match="Shop-Domain is longer than 255"):
+        read_headers({**GOOD_HEADERS, "X-Shopify-Shop-Domain": "s" + longest})
+
+
+@pytest.mark.parametrize("value", ["ev\x00-1", "ev\x7f", "e\u0085v", "\ud800"])
+def test_a_stored_header_with_unprintable_characters_is_refused(value: str) -> None:
+    with pytest.raises(MalformedDeliveryError, match="X-Shopify-Event-Id has unprintable"):
+        read_headers({**GOOD_HEADERS, "X-Shopify-Event-Id": value})
+
+
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00", "not a time", "\x00"]
+)
+def test_an_unreadable_triggered_at_is_left_out(value: str) -> None:
+    headers = read_headers({**GOOD_HEADERS, "X-Shopify-Triggered-At": value})
+    assert headers.triggered_at is None and headers.event_id == "ev-1"
+
+
+HEADER_NAMES = st.sampled_from([*GOOD_HEADERS, "X-Shopify-Hmac-Sha256"])
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(HEADER_NAMES, st.text(max_size=300), max_size=7))
+def test_any_headers_are_read_or_refused_as_malformed(changes: dict[str, str]) -> None:
+    try:
+        headers = read_headers({**GOOD_HEADERS, **changes})
+    except MalformedDeliveryError:
+        return
+    stored = [headers.topic, headers.shop_domain, headers.event_id, headers.webhook_id]
+    assert all(value is None or value.isprintable() for value in [*stored, headers.api_version])
+    assert len(headers.shop_domain) <= lengths.SHOP_DOMAIN
+    assert len(headers.event_id) <= lengths.SHOPIFY_EVENT_ID
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=100))
+def test_any_signature_text_is_checked_or_refused_never_a_type_error(signature: str) -> None:
+    with pytest.raises(SignatureError):
+        verify_signature(BODY, signature, ["hush", "other"])
