@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench faults clean screenshots
+.PHONY: run test lint bench faults fuzz clean screenshots
 
 $(BIN)/connector: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
