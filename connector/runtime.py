@@ -42,7 +42,13 @@ class Runtime:
                 "REDIS_URL is not set: run `connector serve` (it starts an embedded Redis) "
                 "or point REDIS_URL at a Redis server"
             )
-        return Redis.from_url(self.settings.redis_url, socket_timeout=10, health_check_interval=30)
+        # Bounded waits: a Redis that drops packets must not hang a webhook's answer for long.
+        return Redis.from_url(
+            self.settings.redis_url,
+            socket_timeout=10,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
 
     @cached_property
     def secrets(self) -> SecretBox:
