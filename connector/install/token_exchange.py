@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 
 from connector.install.finish import finish_install
 from connector.install.pages import page
@@ -26,16 +27,43 @@ from connector.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+LOCK_SECONDS = 60
+INSTALLING = "The connector is being set up for your store: reload in a few seconds."
+
 
 def install_if_needed(rt: Runtime, shop: str, session_token: str) -> ResponseReturnValue | None:
     """Exchange `session_token` (already verified for `shop`) when the shop has no usable
     offline token; a refusal page, or None when the shop is (now) installed."""
     try:
-        with storage_errors(), rt.sessions() as db:
-            if has_offline_token(shops.get_shop(db, shop), utcnow()):
-                return None
+        if _installed(rt, shop):
+            return None
     except StorageUnavailableError:
         return page(503, "Unavailable", "Please try again in a minute.")
+    # App Bridge may send several requests at once: one of them installs, the others are
+    # asked to reload (and one that got the lock just after it re-checks first).
+    lock = f"connector:token-exchange:{shop}"
+    try:
+        if not rt.redis.set(lock, "1", nx=True, ex=LOCK_SECONDS):
+            return page(503, "Installing", INSTALLING)
+    except RedisError:
+        return page(503, "Install unavailable", "Please try again in a minute.")
+    try:
+        return None if _installed(rt, shop) else _exchange(rt, shop, session_token)
+    except StorageUnavailableError:
+        return page(503, "Unavailable", "Please try again in a minute.")
+    finally:
+        try:
+            rt.redis.delete(lock)
+        except RedisError:
+            pass  # it expires by itself
+
+
+def _installed(rt: Runtime, shop: str) -> bool:
+    with storage_errors(), rt.sessions() as db:
+        return has_offline_token(shops.get_shop(db, shop), utcnow())
+
+
+def _exchange(rt: Runtime, shop: str, session_token: str) -> ResponseReturnValue | None:
     try:
         tokens = exchange_session_token(rt.settings, shop, session_token)
     except ShopifyAuthError as exc:

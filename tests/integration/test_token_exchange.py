@@ -136,3 +136,17 @@ def test_a_session_token_the_login_refuses_is_never_exchanged(
         assert embedded_load(client, bad)[0] == 401
     assert fake_shopify.calls("token_exchange") == []
     assert shop_row(rt) is None
+
+
+def test_a_load_during_another_loads_exchange_is_asked_to_reload(
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify
+) -> None:
+    rt.redis.set(f"connector:token-exchange:{SHOP}", "1", ex=60)  # another request installs
+    status, page = embedded_load(client)
+
+    assert status == 503 and "reload in a few seconds" in page
+    assert fake_shopify.calls("token_exchange") == [] and shop_row(rt) is None
+
+    rt.redis.delete(f"connector:token-exchange:{SHOP}")
+    assert embedded_load(client)[0] == 200
+    assert rt.redis.get(f"connector:token-exchange:{SHOP}") is None  # released
