@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+WEBHOOK_SUBSCRIPTION_MODES = ("api", "app")
 REQUIRED = ("SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "CONNECTOR_SECRET_KEY")
 
 # About a day in all: quick retries first, then hours apart (seconds).
@@ -46,8 +47,14 @@ class Settings:
     shopify_admin_base_url: str | None = None  # None: https://{shop}; tests: the fake Shopify
     queue_name: str = "connector"
     log_level: str = "INFO"
+    # Who makes the shops' webhook subscriptions: "api" (the install creates them through
+    # GraphQL) or "app" (declared in shopify.app.toml; the connector only checks them).
+    webhook_subscriptions: str = "api"
+    shopify_app_config: Path = Path("shopify.app.toml")  # what "app" mode checks against
 
     def __post_init__(self) -> None:
+        if self.webhook_subscriptions not in WEBHOOK_SUBSCRIPTION_MODES:
+            raise ConfigError("WEBHOOK_SUBSCRIPTIONS must be one of: api, app")
         if not self.database_url:
             object.__setattr__(
                 self, "database_url", f"sqlite:///{Path(self.instance_dir).resolve()}/connector.db"
@@ -101,6 +108,8 @@ class Settings:
                 shopify_admin_base_url=env.get("SHOPIFY_ADMIN_BASE_URL") or None,
                 queue_name=env.get("CONNECTOR_QUEUE", "connector"),
                 log_level=env.get("LOG_LEVEL", "INFO").upper(),
+                webhook_subscriptions=env.get("WEBHOOK_SUBSCRIPTIONS", "api").strip().lower(),
+                shopify_app_config=Path(env.get("SHOPIFY_APP_CONFIG", "shopify.app.toml")),
             )
         except ValueError as exc:
             raise ConfigError(f"malformed setting: {exc}") from exc

@@ -1,5 +1,6 @@
 """Reconciliation of missed webhooks: ask the Admin API what changed, feed the orders the
-connector never saw through the normal pipeline, and re-create deleted subscriptions.
+connector never saw through the normal pipeline, and re-create deleted subscriptions (or,
+with WEBHOOK_SUBSCRIPTIONS=app, report the missing ones: connector/shopify/subscriptions.py).
 
 Shopify gives up on a webhook after 8 tries over about 4 hours, and deletes subscriptions
 that keep failing. So each installed shop is asked, every RECONCILE_INTERVAL_SECONDS, for
@@ -30,7 +31,7 @@ from typing import Any
 from connector.runtime import Runtime
 from connector.shopify.admin import AdminClient, client_for
 from connector.shopify.errors import ShopifyError
-from connector.shopify.subscriptions import ensure_webhooks
+from connector.shopify.subscriptions import sync_webhooks
 from connector.statuses import InboxState, ShopStatus
 from connector.storage import inbox, reconciliation
 from connector.storage.db import Session, transaction
@@ -113,7 +114,10 @@ def reconcile_shop(
         errors.append(exc.reason)
     if client is not None:
         try:  # a failure here must not keep the orders from being looked at
-            recreated = ensure_webhooks(client, rt.settings)["created"]
+            subscriptions = sync_webhooks(client, rt.settings, shop_domain)
+            recreated = subscriptions.created
+            if subscriptions.report():  # "app" mode: declared ones missing; nothing created
+                errors.append(str(subscriptions.report()))
         except ShopifyError as exc:
             errors.append(f"subscriptions: {exc.reason}")
         try:

@@ -12,6 +12,7 @@ from connector.cli import (
     reconcile,
     replay,
     run,
+    shopify_config,
     shops,
     spec,
     staff,
@@ -37,3 +38,4 @@ main.add_command(reconcile.reconcile)
 main.add_command(run.sweep)
 main.add_command(run.worker)
 main.add_command(run.serve)
+main.add_command(shopify_config.shopify)

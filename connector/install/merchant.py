@@ -45,6 +45,15 @@ def shop_from_session_token(header: str, settings: Settings) -> str | None:
     return None
 
 
+def session_token() -> str | None:
+    """The request's App Bridge session token (the `Authorization: Bearer` value), if any;
+    only meaningful once current_shop verified it."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return header.removeprefix("Bearer ").strip() or None
+
+
 def current_shop(settings: Settings) -> str | None:
     """The signed-in merchant's shop, or None."""
     header = request.headers.get("Authorization", "")

@@ -18,22 +18,16 @@ from flask import Blueprint, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
-from rq import Queue
 
 from connector.config import Settings
 from connector.install import merchant
+from connector.install.finish import finish_install
 from connector.install.pages import app_runtime, bad_request, page
 from connector.runtime import Runtime
 from connector.shop_domain import normalize_shop_domain
-from connector.shopify.admin import AdminClient
 from connector.shopify.errors import ShopifyAuthError, ShopifyError
-from connector.shopify.http import admin_base_url
-from connector.shopify.oauth import missing_scopes, permission_url, query_problem
-from connector.shopify.subscriptions import ensure_webhooks
-from connector.shopify.tokens import exchange_code, stored_tokens
-from connector.storage import shops
-from connector.storage.db import StorageUnavailableError, storage_errors, transaction
-from jobs import lifecycle, queue
+from connector.shopify.oauth import permission_url, query_problem
+from connector.shopify.tokens import exchange_code
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("install", __name__)
@@ -118,48 +112,14 @@ def callback() -> ResponseReturnValue:
         return page(400, "Install not completed", "Shopify sent no approval code.")
     try:
         tokens = exchange_code(rt.settings, shop, params["code"])
-        if missing_scopes(tokens.scope):
-            return page(
-                403,
-                "Permissions missing",
-                "The connector needs read access to orders, checkouts and customers. "
-                "Nothing was saved; install again and approve them.",
-            )
-        client = AdminClient(
-            base_url=admin_base_url(rt.settings, shop),
-            api_version=rt.settings.shopify_api_version,
-            access_token=tokens.access_token,
-            timeout=rt.settings.http_timeout_seconds,
-        )
-        ensure_webhooks(client, rt.settings)
     except ShopifyAuthError as exc:
         log.info("install refused by Shopify shop=%s: %s", shop, exc.reason)
         return page(400, "Install not completed", "Shopify did not accept the approval.")
     except ShopifyError as exc:
         log.warning("install failed shop=%s: %s", shop, exc.reason)
         return page(502, "Install not completed", "Shopify could not be reached. Try again.")
-    try:
-        with storage_errors(), transaction(rt.sessions) as db:
-            installed = shops.record_install(db, shop, stored_tokens(rt.secrets, tokens))
-            if installed.reinstalled:
-                lifecycle.resume_after_reinstall(db, shop)
-    except StorageUnavailableError:
-        return page(503, "Install not completed", "Nothing was saved. Try again in a minute.")
-    _after_install(rt, shop, installed)
+    refused = finish_install(rt, shop, tokens)
+    if refused is not None:
+        return refused
     merchant.start(shop)
     return redirect(url_for("settings.edit"))
-
-
-def _after_install(rt: Runtime, shop: str, installed: shops.Installed) -> None:
-    log.info("shop installed shop=%s reinstall=%s", shop, installed.reinstalled)
-    try:
-        if installed.needs_history:
-            Queue(rt.settings.queue_name, connection=rt.redis).enqueue(
-                "jobs.tasks.import_history", shop, job_timeout=3600, failure_ttl=7 * 24 * 3600
-            )
-        if installed.reinstalled:  # pending events waited while the shop was uninstalled
-            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
-        # Webhooks may have arrived while the install was under way: they waited for it.
-        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
-    except RedisError:
-        log.warning("post-install jobs not queued shop=%s; the sweep resumes delivery", shop)

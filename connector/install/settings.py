@@ -12,6 +12,7 @@ from connector.csrf import check_csrf
 from connector.customerio import TrackClient, track_base_url
 from connector.install import merchant
 from connector.install.pages import app_runtime, bad_request, page
+from connector.install.token_exchange import install_if_needed
 from connector.runtime import Runtime
 from connector.shop_domain import normalize_shop_domain
 from connector.statuses import ShopStatus
@@ -125,6 +126,11 @@ def edit() -> ResponseReturnValue:
     if shop is None:
         return page(401, *SIGN_IN)
     check_csrf()
+    token = merchant.session_token()
+    if token is not None:  # an embedded load: install by token exchange if not yet done
+        refused = install_if_needed(rt, shop, token)
+        if refused is not None:
+            return refused
     with transaction(rt.sessions) as db:
         row = shops.get_shop(db, shop)
         if row is None or row.status == ShopStatus.UNINSTALLED:

@@ -1,4 +1,5 @@
-"""Expiring offline tokens: the grant at install, the refresh before expiry, from any worker.
+"""Expiring offline tokens: the grant at install (authorization code, or token exchange on an
+embedded load), the refresh before expiry, from any worker.
 
 ShopifyAPI's `request_token` only yields non-expiring tokens, so the grant and the refresh
 are made here with `requests`. Nothing here logs a token.
@@ -16,6 +17,7 @@ from connector.config import Settings
 from connector.crypto import SecretBox
 from connector.shopify.errors import NotInstalledError, ShopifyAuthError, ShopifyUnavailableError
 from connector.shopify.http import admin_base_url, post
+from connector.statuses import ShopStatus
 from connector.storage import shops
 from connector.storage.db import Sessions, transaction
 from connector.storage.models import Shop
@@ -71,6 +73,27 @@ def exchange_code(
     return _token_grant(settings, shop, {"code": code, "expiring": "1"}, http)
 
 
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+OFFLINE_ACCESS_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"
+
+
+def exchange_session_token(
+    settings: Settings, shop: str, session_token: str, http: requests.Session | None = None
+) -> TokenSet:
+    """Trade an embedded app's session token (App Bridge's ID token) for an expiring offline
+    token pair: Shopify's token exchange. An invalid or expired session token gets 400,
+    raised as ShopifyAuthError."""
+    form = {
+        "grant_type": TOKEN_EXCHANGE,
+        "subject_token": session_token,
+        "subject_token_type": ID_TOKEN,
+        "requested_token_type": OFFLINE_ACCESS_TOKEN,
+        "expiring": "1",
+    }
+    return _token_grant(settings, shop, form, http)
+
+
 def refresh_tokens(
     settings: Settings, shop: str, refresh_token: str, http: requests.Session | None = None
 ) -> TokenSet:
@@ -90,6 +113,19 @@ def stored_tokens(secrets: SecretBox, tokens: TokenSet) -> shops.StoredTokens:
         refresh_expires_at=tokens.refresh_expires_at,
         scopes=tokens.scope,
     )
+
+
+def has_offline_token(shop: Shop | None, now: datetime) -> bool:
+    """Whether the shop holds an offline token the workers can use (or refresh): else an
+    embedded load gets one by token exchange."""
+    if shop is None or shop.status == ShopStatus.UNINSTALLED:
+        return False
+    if not shop.shopify_access_token_encrypted:
+        return False
+    access, refresh = shop.shopify_access_expires_at, shop.shopify_refresh_expires_at
+    if access is None or access > now:
+        return True
+    return bool(shop.shopify_refresh_token_encrypted) and (refresh is None or refresh > now)
 
 
 def _usable(shop: Shop | None, now: datetime) -> bool:

@@ -25,8 +25,8 @@ def states(session: Session) -> dict[str, ShopReconciliation]:
     return {row.shop_domain: row for row in rows}
 
 
-def start_run(session: Session, shop_domain: str, now: datetime) -> ShopReconciliation:
-    """The shop's state, created on its first run, marked as started now."""
+def _state(session: Session, shop_domain: str) -> ShopReconciliation:
+    """The shop's state row, created (all counts 0) when it has none yet."""
     state = session.get(ShopReconciliation, shop_domain)
     if state is None:
         state = ShopReconciliation(
@@ -38,6 +38,12 @@ def start_run(session: Session, shop_domain: str, now: datetime) -> ShopReconcil
             subscriptions_recreated_total=0,
         )
         session.add(state)
+    return state
+
+
+def start_run(session: Session, shop_domain: str, now: datetime) -> ShopReconciliation:
+    """The shop's state, created on its first run, marked as started now."""
+    state = _state(session, shop_domain)
     state.last_started_at = now
     return state
 
@@ -101,3 +107,10 @@ def shops_to_reconcile(session: Session) -> list[str]:
         .order_by(Shop.domain)
     )
     return list(session.scalars(query))
+
+
+def record_subscription_check(session: Session, shop_domain: str, report: str) -> None:
+    """An install's subscription check that found something missing: shown with the shop's
+    reconciliation state (the support console) until the next run reports its own."""
+    state = _state(session, shop_domain)
+    state.last_error = f"at install: {report}"

@@ -4,7 +4,9 @@ Serves, per shop under `/shops/<shop>` (point SHOPIFY_ADMIN_BASE_URL at `url_tem
 - GET  /admin/oauth/authorize: the merchant approves at once; 302 to the redirect_uri with
   code, hmac (signed with the app secret, as Shopify does), host, shop, state, timestamp;
 - POST /admin/oauth/access_token: authorization_code (expiring=1 gives a 60-minute token
-  plus a refresh token) and grant_type=refresh_token (rotates the pair);
+  plus a refresh token), grant_type=refresh_token (rotates the pair) and token exchange (a
+  valid session token of the shop gives a pair; an invalid or expired one 400
+  invalid_subject_token);
 - POST /admin/api/<version>/graphql.json: the operations the connector sends, dispatched
   on `operationName` (WebhookSubscriptions/Create/Delete, Orders, ReconcileOrders,
   CustomerOrderCount, ProductDetails), after checking X-Shopify-Access-Token; answers 429
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import jwt
 from werkzeug.wrappers import Request, Response
 
 from connector.dev.http_server import LoopbackServer
@@ -34,6 +37,9 @@ from connector.dev.http_server import LoopbackServer
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+OFFLINE_ACCESS_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"
 ACCESS_SECONDS = 3600
 REFRESH_SECONDS = 90 * 24 * 3600
 THROTTLE_STATUS = {"maximumAvailable": 2000.0, "currentlyAvailable": 1990.0, "restoreRate": 100.0}
@@ -298,7 +304,7 @@ class FakeShopify:
         else:
             form = dict(parse_qsl(body.decode()))
         grant = form.get("grant_type", "authorization_code")
-        kind = "refresh" if grant == "refresh_token" else "token"
+        kind = {"refresh_token": "refresh", TOKEN_EXCHANGE: "token_exchange"}.get(grant, "token")
         self._record(kind, shop, form={k: v for k, v in form.items() if k != "client_secret"})
         if form.get("client_id") != self.api_key or form.get("client_secret") != self.secret:
             return _json(401, {"error": "invalid_client"})
@@ -307,9 +313,31 @@ class FakeShopify:
             if old is None or old.shop != shop or _expired(old):
                 return _json(400, {"error": "invalid_grant"})
             return self._issue(shop, expiring=True)
+        if grant == TOKEN_EXCHANGE:
+            if not self._valid_session_token(shop, form):
+                return _json(400, {"error": "invalid_subject_token"})
+            return self._issue(shop, expiring=form.get("expiring") in ("1", 1, True))
         if self.codes.pop(form.get("code", ""), None) != shop:
             return _json(400, {"error": "invalid_request", "error_description": "code is invalid"})
         return self._issue(shop, expiring=form.get("expiring") in ("1", 1, True))
+
+    def _valid_session_token(self, shop: str, form: dict[str, Any]) -> bool:
+        """Shopify's checks of a token exchange's subject: an ID token of this app and shop."""
+        if form.get("subject_token_type") != ID_TOKEN:
+            return False
+        if form.get("requested_token_type") != OFFLINE_ACCESS_TOKEN:
+            return False
+        try:
+            claims = jwt.decode(
+                str(form.get("subject_token", "")),
+                self.secret,
+                algorithms=["HS256"],
+                audience=self.api_key,
+                options={"require": ["exp", "dest"]},
+            )
+        except jwt.PyJWTError:
+            return False
+        return urlsplit(str(claims["dest"])).hostname == shop
 
     def _issue(self, shop: str, *, expiring: bool) -> tuple[int, dict[str, str], bytes]:
         access = "shpat_" + secrets.token_hex(16)

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
+import jwt
 import requests
 from flask.testing import FlaskClient
 
@@ -23,6 +24,24 @@ APP_URL = "https://connector.example"
 def install_link(shop: str, secret: str = SECRET, **extra: str) -> dict[str, str]:
     """The signed query Shopify's admin puts on the app URL."""
     return signed_query({"shop": shop, "timestamp": str(int(time.time())), **extra}, secret)
+
+
+def session_token(shop: str, secret: str = SECRET, **claims: object) -> str:
+    """An App Bridge session token (ID token) for `shop`, as the admin hands an embedded app."""
+    now = int(time.time())
+    payload = {
+        "iss": f"https://{shop}/admin",
+        "dest": f"https://{shop}",
+        "aud": API_KEY,
+        "sub": "42",
+        "exp": now + 60,
+        "nbf": now - 5,
+        "iat": now - 5,
+        "jti": "jti-1",
+        "sid": "sid-1",
+        **claims,
+    }
+    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 def start_install(client: FlaskClient, shop: str) -> dict[str, str]:

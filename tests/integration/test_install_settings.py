@@ -5,16 +5,14 @@ from __future__ import annotations
 import re
 import time
 
-import jwt
 import pytest
 from flask.testing import FlaskClient
 
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
 from connector.storage.models import Shop
-from tests.fakes.shopify_install import API_KEY as APP_KEY
-from tests.fakes.shopify_install import install
-from tests.support import API_KEY, SECRET, SITE_ID
+from tests.fakes.shopify_install import install, session_token
+from tests.support import API_KEY, SITE_ID
 
 pytestmark = pytest.mark.shopify
 
@@ -117,23 +115,6 @@ def test_invalid_settings_are_explained(client: FlaskClient) -> None:
     assert answer.status_code == 400
     text = answer.get_data(as_text=True)
     assert "site id" in text and "region" in text
-
-
-def session_token(shop: str, secret: str = SECRET, **claims: object) -> str:
-    now = int(time.time())
-    payload = {
-        "iss": f"https://{shop}/admin",
-        "dest": f"https://{shop}",
-        "aud": APP_KEY,
-        "sub": "42",
-        "exp": now + 60,
-        "nbf": now - 5,
-        "iat": now - 5,
-        "jti": "jti-1",
-        "sid": "sid-1",
-        **claims,
-    }
-    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 # The suite's test secret is shorter than the 32 bytes PyJWT recommends.
