@@ -46,8 +46,13 @@ class Settings:
     shopify_admin_base_url: str | None = None  # None: https://{shop}; tests: the fake Shopify
     queue_name: str = "connector"
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line
+    metrics_token: str | None = field(default=None, repr=False)  # bearer token for /metrics
+    worker_metrics_port: int | None = None  # `connector worker` serves /metrics on it
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
         if not self.database_url:
             object.__setattr__(
                 self, "database_url", f"sqlite:///{Path(self.instance_dir).resolve()}/connector.db"
@@ -57,7 +62,12 @@ class Settings:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("secret_key", "previous_secret_keys", "shopify_api_secrets"):
+            if f.name in (
+                "secret_key",
+                "previous_secret_keys",
+                "shopify_api_secrets",
+                "metrics_token",
+            ):
                 value = "***" if value else value
             elif f.name in ("database_url", "redis_url") and value:
                 value = _mask_url_password(str(value))
@@ -101,6 +111,11 @@ class Settings:
                 shopify_admin_base_url=env.get("SHOPIFY_ADMIN_BASE_URL") or None,
                 queue_name=env.get("CONNECTOR_QUEUE", "connector"),
                 log_level=env.get("LOG_LEVEL", "INFO").upper(),
+                log_format=env.get("LOG_FORMAT", "text").lower(),
+                metrics_token=env.get("METRICS_TOKEN") or None,
+                worker_metrics_port=int(env["WORKER_METRICS_PORT"])
+                if env.get("WORKER_METRICS_PORT")
+                else None,
             )
         except ValueError as exc:
             raise ConfigError(f"malformed setting: {exc}") from exc
