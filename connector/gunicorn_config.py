@@ -23,10 +23,10 @@ from typing import Any
 
 from connector.logs import FORMATS, gunicorn_logconfig
 
+_log_format = os.environ.get("LOG_FORMAT", "text").lower()
 logconfig_dict = gunicorn_logconfig(
-    os.environ.get("LOG_FORMAT", "text").lower()
-    if os.environ.get("LOG_FORMAT", "text").lower() in FORMATS
-    else "text"
+    _log_format if _log_format in FORMATS else "text",
+    os.environ.get("LOG_LEVEL", "INFO").upper(),
 )
 
 

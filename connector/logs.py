@@ -66,23 +66,22 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     root.setLevel(level)
 
 
-def gunicorn_logconfig(log_format: str) -> dict[str, Any]:
-    """gunicorn's `logconfig_dict`: its error and access logs in `log_format` on stderr."""
-    formatter_spec: dict[str, Any] = (
-        {"()": "connector.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
-    )
-    handler = {
-        "class": "logging.StreamHandler",
-        "formatter": "connector",
-        "stream": "ext://sys.stderr",
-    }
+def gunicorn_logconfig(log_format: str, level: str = "INFO") -> dict[str, Any]:
+    """gunicorn's `logconfig_dict` for LOG_FORMAT=json: its error and access logs as JSON
+    lines on stderr, at `level` (LOG_LEVEL). Empty for text: gunicorn's own set-up."""
+    if log_format != "json":
+        return {}
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"connector": formatter_spec},
-        "handlers": {"connector": handler},
+        "formatters": {"json": {"()": "connector.logs.JsonFormatter"}},
+        "handlers": {"json": handler},
+        # gunicorn's defaults give the root logger handlers of their own; none here, so the
+        # app factory sets it up in each worker (LOG_LEVEL, LOG_FORMAT).
+        "root": {"handlers": []},
         "loggers": {
-            "gunicorn.error": {"handlers": ["connector"], "propagate": False, "level": "INFO"},
-            "gunicorn.access": {"handlers": ["connector"], "propagate": False, "level": "INFO"},
+            "gunicorn.error": {"handlers": ["json"], "propagate": False, "level": level},
+            "gunicorn.access": {"handlers": ["json"], "propagate": False, "level": level},
         },
     }
