@@ -26,6 +26,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.multiprocess import MultiProcessCollector
 
+if _shared_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Each metric below opens its file there as it is defined; a worker started beside
+    # gunicorn must not depend on gunicorn having created the directory first.
+    os.makedirs(_shared_dir, exist_ok=True)
+
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 WEBHOOKS_RECEIVED = Counter(
