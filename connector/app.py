@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -12,6 +10,7 @@ from connector.config import Settings
 from connector.csrf import csrf_token
 from connector.headers import secure_transport
 from connector.keys import check_secret_key
+from connector.logs import configure_logging
 from connector.runtime import Runtime
 from jobs.queue import DebouncedKicker
 
@@ -33,27 +32,23 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     secure_transport(app, runtime.settings)
     app.extensions["connector"] = runtime
     app.extensions["kicker"] = DebouncedKicker(runtime.settings.kick_debounce_seconds)
-    logging.basicConfig(
-        level=runtime.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(runtime.settings.log_level, runtime.settings.log_format)
 
     from connector.console.views import blueprint as console_blueprint
     from connector.install.oauth import blueprint as install_blueprint
     from connector.install.settings import blueprint as settings_blueprint
+    from connector.monitoring import blueprint as monitoring_blueprint
     from webhooks.routes import blueprint as webhooks_blueprint
 
     app.register_blueprint(webhooks_blueprint)
     app.register_blueprint(install_blueprint)
     app.register_blueprint(settings_blueprint)
     app.register_blueprint(console_blueprint)
+    app.register_blueprint(monitoring_blueprint)
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
         return jsonify(error="body too large"), 413
-
-    @app.get("/healthz")
-    def health() -> ResponseReturnValue:
-        return jsonify(status="ok")
 
     return app

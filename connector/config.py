@@ -51,10 +51,15 @@ class Settings:
     # GraphQL) or "app" (declared in shopify.app.toml; the connector only checks them).
     webhook_subscriptions: str = "api"
     shopify_app_config: Path = Path("shopify.app.toml")  # what "app" mode checks against
+    log_format: str = "text"  # or "json": one JSON object per line
+    metrics_token: str | None = field(default=None, repr=False)  # bearer token for /metrics
+    worker_metrics_port: int | None = None  # `connector worker` serves /metrics on it
 
     def __post_init__(self) -> None:
         if self.webhook_subscriptions not in WEBHOOK_SUBSCRIPTION_MODES:
             raise ConfigError("WEBHOOK_SUBSCRIPTIONS must be one of: api, app")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
         if not self.database_url:
             object.__setattr__(
                 self, "database_url", f"sqlite:///{Path(self.instance_dir).resolve()}/connector.db"
@@ -64,7 +69,12 @@ class Settings:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("secret_key", "previous_secret_keys", "shopify_api_secrets"):
+            if f.name in (
+                "secret_key",
+                "previous_secret_keys",
+                "shopify_api_secrets",
+                "metrics_token",
+            ):
                 value = "***" if value else value
             elif f.name in ("database_url", "redis_url") and value:
                 value = _mask_url_password(str(value))
@@ -110,6 +120,11 @@ class Settings:
                 log_level=env.get("LOG_LEVEL", "INFO").upper(),
                 webhook_subscriptions=env.get("WEBHOOK_SUBSCRIPTIONS", "api").strip().lower(),
                 shopify_app_config=Path(env.get("SHOPIFY_APP_CONFIG", "shopify.app.toml")),
+                log_format=env.get("LOG_FORMAT", "text").lower(),
+                metrics_token=env.get("METRICS_TOKEN") or None,
+                worker_metrics_port=int(env["WORKER_METRICS_PORT"])
+                if env.get("WORKER_METRICS_PORT")
+                else None,
             )
         except ValueError as exc:
             raise ConfigError(f"malformed setting: {exc}") from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connector import metrics
 from connector.crypto import SecretBox
 from connector.customerio import (
     SendResult,
@@ -282,6 +283,13 @@ class Deliverer:
                     event.sent_identify = identify
                     event.sent_track = track
                     sent += 1
+                    metrics.observe_delivered(
+                        event.name,
+                        event.occurred_at,
+                        event.queued_at or event.created_at,
+                        (event.properties or {}).get("event_source"),
+                        now,
+                    )
                 elif outcome == DeliveryOutcome.RETRY:
                     event.next_attempt_at = retry.next_attempt_at(
                         now, event.attempts, self.policy.retry_schedule, result.retry_after
@@ -310,6 +318,8 @@ class Deliverer:
                 if shop is not None:
                     shop.status = ShopStatus.CREDENTIALS_REJECTED
                     shop.status_reason = result.reason
+        status = str(result.status_code or "none")
+        metrics.CUSTOMERIO_REQUESTS.labels(outcome=result.outcome, status=status).inc()
         log.info(
             "delivery shop=%s events=%d outcome=%s status=%s latency_ms=%.0f",
             shop_domain,
@@ -317,6 +327,7 @@ class Deliverer:
             result.outcome,
             result.status_code,
             result.latency_ms,
+            extra={"shop": shop_domain, "event_ids": event_ids, "outcome": str(result.outcome)},
         )
         keep_going = result.outcome in (
             DeliveryOutcome.DELIVERED,

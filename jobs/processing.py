@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector import metrics
 from connector.events import IDENTIFY_ONLY, CanonicalEvent, EventName, Person, stable_event_id
 from connector.spec import TrackSpec, validate
 from connector.statuses import EventStatus, InboxState
@@ -134,6 +135,18 @@ def process_batch(
             except MappingError as exc:
                 inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
     record_consents(session, shop_domain, batch.consents)
+    metrics.observe_mapped((row.received_at for row in rows), utcnow())
+    log.info(
+        "mapped %d webhooks of shop %s",
+        len(rows),
+        shop_domain,
+        extra={
+            "shop": shop_domain,
+            "webhook_ids": [row.id for row in rows],
+            "shopify_event_ids": [row.shopify_event_id for row in rows],
+            "event_ids": sorted({row.event_id for row in rows if row.event_id}),
+        },
+    )
     return len(rows)
 
 

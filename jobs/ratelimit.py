@@ -14,6 +14,8 @@ import time
 
 from redis import Redis
 
+from connector import metrics
+
 _TTL_MARGIN_MS = 1000
 
 # KEYS[1] hash; ARGV[1] interval (us), ARGV[2] ttl margin (ms).
@@ -103,8 +105,10 @@ class RateLimiter:
             wait = self.try_acquire(key)
             waited = time.monotonic() - started
             if wait == 0.0:
+                metrics.RATELIMIT_WAIT.observe(waited)
                 return waited
             if waited + wait > max_wait:
+                metrics.RATELIMIT_TIMEOUTS.inc()
                 raise RateLimitTimeout(
                     f"rate limit for {key!r}: would wait {waited + wait:.2f}s > {max_wait:.2f}s"
                 )

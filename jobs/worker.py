@@ -17,7 +17,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
+from connector import metrics
 from connector.keys import check_secret_key
+from connector.logs import configure_logging
 from connector.runtime import Runtime
 from jobs.tasks import reconcile_all, sweep
 
@@ -37,9 +39,9 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> 
     """
     check_secret_key(rt)
     settings = rt.settings
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.worker_metrics_port is not None:
+        metrics.serve_worker_metrics(settings.worker_metrics_port, settings.metrics_token)
     cron = None
     if with_sweep and not burst:
         cron = multiprocessing.get_context("spawn").Process(
@@ -50,6 +52,7 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> 
                 settings.sweep_interval_seconds,
                 settings.log_level,
                 settings.reconcile_interval_seconds,
+                settings.log_format,
             ),
             daemon=True,
         )
@@ -63,11 +66,17 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> 
 
 
 def run_sweep_scheduler(
-    redis_url: str, queue_name: str, interval: int, log_level: str, reconcile_interval: int = 900
+    redis_url: str,
+    queue_name: str,
+    interval: int,
+    log_level: str,
+    reconcile_interval: int = 900,
+    log_format: str = "text",
 ) -> None:
     """Enqueue `jobs.tasks.sweep` every `interval` seconds and `jobs.tasks.reconcile_all`
     every `reconcile_interval` (several schedulers are harmless: a shop's reconciliation is
     queued once at a time)."""
+    configure_logging(log_level, log_format)
     scheduler = CronScheduler(connection=Redis.from_url(redis_url), logging_level=log_level)
     scheduler.register(
         sweep, queue_name=queue_name, interval=interval, result_ttl=0, job_timeout=300

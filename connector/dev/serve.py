@@ -100,6 +100,8 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    "--config",
+                    "python:connector.gunicorn_config",
                     "--workers",
                     str(web_workers),
                     "--bind",
