@@ -10,14 +10,16 @@ from flask.typing import ResponseReturnValue
 
 from connector.csrf import check_csrf
 from connector.customerio import TrackClient, track_base_url
+from connector.feed_health import advise, format_lag, plain_failures
 from connector.install import merchant
 from connector.install.pages import app_runtime, bad_request, page
 from connector.runtime import Runtime
 from connector.shop_domain import normalize_shop_domain
 from connector.statuses import ShopStatus
-from connector.storage import privacy, shops
+from connector.storage import health, privacy, shops
 from connector.storage.db import transaction
 from connector.storage.models import PrivacyExport, Shop
+from connector.timeutil import utcnow
 from jobs import queue
 from webhooks.topics import ORDER_TOPIC_CHOICES
 
@@ -124,7 +126,8 @@ def edit() -> ResponseReturnValue:
     shop = _merchant_shop(rt)
     if shop is None:
         return page(401, *SIGN_IN)
-    check_csrf()
+    if not merchant.by_session_token():
+        check_csrf()
     with transaction(rt.sessions) as db:
         row = shops.get_shop(db, shop)
         if row is None or row.status == ShopStatus.UNINSTALLED:
@@ -142,6 +145,7 @@ def edit() -> ResponseReturnValue:
                 shops.save_customerio_settings(db, shop, _customerio_settings(rt, values))
         exports = _exports(privacy.recent_exports(db, shop))
         status, status_reason = row.status, row.status_reason
+        feed = health.feed_health(db, shop)
     if request.method == "POST" and not errors and request.form.get("action") != "test":
         queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
         return redirect(url_for("settings.edit", saved=1))
@@ -158,6 +162,11 @@ def edit() -> ResponseReturnValue:
         status=status,
         status_reason=status_reason,
         topics=ORDER_TOPIC_CHOICES,
+        api_key=rt.settings.shopify_api_key,
+        feed=feed,
+        advice=advise(feed, utcnow()),
+        failures=plain_failures(feed.failures),
+        format_lag=format_lag,
     ), (200 if not errors else 400)
 
 
