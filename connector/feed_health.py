@@ -60,14 +60,15 @@ class Advice:
     action: str | None = None  # the field to go to, when the fix is on this page
 
 
-_GAVE_UP = re.compile(r"^(gave up after \d+ attempts|retrying): ")
+_GAVE_UP = re.compile(r"^gave up after \d+ attempts: ")
+_RETRYING = "retrying: "
 _STATUS = re.compile(r"^(\d{3})\b")
 
 
 def plain_reason(reason: str) -> str:
     """A stored failure reason in a merchant's words (the status codes and jargon go)."""
-    detail = _GAVE_UP.sub("", reason)
-    gave_up = detail != reason
+    detail = _GAVE_UP.sub("", reason.removeprefix(_RETRYING))
+    gave_up = _GAVE_UP.match(reason) is not None
     code = _STATUS.match(detail)
     status = int(code.group(1)) if code else None
     if status in (401, 403):
@@ -131,12 +132,15 @@ def advise(health: FeedHealth, now: datetime) -> list[Advice]:
             )
         )
     if week.quarantined:
-        verb = "breaks" if week.quarantined == 1 else "break"
+        verbs = (
+            "breaks the track spec and was"
+            if week.quarantined == 1
+            else "break the track spec and were"
+        )
         found.append(
             Advice(
                 "warning",
-                f"{_events(week.quarantined)} {verb} the track spec and were not sent: "
-                "contact support.",
+                f"{_events(week.quarantined)} {verbs} not sent: contact support.",
             )
         )
     if health.webhooks_set_aside:
