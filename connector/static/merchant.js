@@ -27,7 +27,8 @@
     var data = new FormData(form);
     data.set("action", action);
     var token = await bridge.idToken();
-    var response = await fetch(form.action, {
+    // form.action would be the buttons named "action": read the attribute.
+    var response = await fetch(form.getAttribute("action"), {
       method: "POST",
       body: data,
       headers: { Authorization: "Bearer " + token },
