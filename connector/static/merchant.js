@@ -47,6 +47,12 @@
     if (response.ok && action === "save" && bridge.toast) bridge.toast.show("Settings saved");
   }
 
+  // The connector did not answer (or App Bridge gave no token): say so, keep what was typed.
+  function failed() {
+    var bridge = appBridge();
+    if (bridge && bridge.toast) bridge.toast.show("Could not reach the connector", { isError: true });
+  }
+
   function enhance() {
     var form = document.getElementById("settings-form");
     if (!form) return;
@@ -57,13 +63,13 @@
     if (bridge) {
       form.addEventListener("submit", function (event) {
         event.preventDefault();
-        send(form, event.submitter ? event.submitter.value : "save", bridge);
+        send(form, event.submitter ? event.submitter.value : "save", bridge).catch(failed);
       });
     }
     form.querySelectorAll("[data-action]").forEach(function (button) {
       button.addEventListener("click", function () {
         var action = button.dataset.action;
-        if (bridge) return send(form, action, bridge);
+        if (bridge) return send(form, action, bridge).catch(failed);
         // Polaris without App Bridge: post the plain form, as its own button would.
         copyPolarisFields(form);
         form.querySelector('button[name="action"][value="' + action + '"]').click();
