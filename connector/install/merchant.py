@@ -63,6 +63,15 @@ def current_shop(settings: Settings) -> str | None:
     return str(shop) if shop else None
 
 
+def by_session_token() -> bool:
+    """Whether this request names its merchant with a session token (App Bridge's fetch).
+
+    Such a request carries no cookie to forge, so it needs no CSRF token; `current_shop`
+    has then checked the token, never the cookie.
+    """
+    return request.headers.get("Authorization", "").startswith("Bearer ")
+
+
 def frame_only_in_admin(response: Response) -> Response:
     """After every merchant page: framed by the verified shop's admin only (Shopify's rule).
 

@@ -10,15 +10,17 @@ from flask.typing import ResponseReturnValue
 
 from connector.csrf import check_csrf
 from connector.customerio import TrackClient, track_base_url
+from connector.feed_health import advise, format_lag, plain_failures
 from connector.install import merchant
 from connector.install.pages import app_runtime, bad_request, page
 from connector.install.token_exchange import install_if_needed
 from connector.runtime import Runtime
 from connector.shop_domain import normalize_shop_domain
 from connector.statuses import ShopStatus
-from connector.storage import privacy, shops
+from connector.storage import health, privacy, shops
 from connector.storage.db import transaction
 from connector.storage.models import PrivacyExport, Shop
+from connector.timeutil import utcnow
 from jobs import queue
 from webhooks.topics import ORDER_TOPIC_CHOICES
 
@@ -125,15 +127,21 @@ def edit() -> ResponseReturnValue:
     shop = _merchant_shop(rt)
     if shop is None:
         return page(401, *SIGN_IN)
-    check_csrf()
     token = merchant.session_token()
-    if token is not None:  # an embedded load: install by token exchange if not yet done
+    if token is None:  # a form post of the plain page: it carries the cookie to protect
+        check_csrf()
+    else:  # App Bridge's fetch (no cookie to forge); install by token exchange if needed
         refused = install_if_needed(rt, shop, token)
         if refused is not None:
             return refused
     with transaction(rt.sessions) as db:
         row = shops.get_shop(db, shop)
         if row is None or row.status == ShopStatus.UNINSTALLED:
+            if token is None and request.method == "GET":
+                # Installed by Shopify (managed installation), never through our OAuth: this
+                # page gets App Bridge's session token and sends it back for the exchange.
+                api_key = rt.settings.shopify_api_key
+                return render_template("merchant/installing.html", api_key=api_key), 200
             return page(404, "Not installed", "Install the connector from your Shopify admin.")
         stored_key = (
             rt.secrets.decrypt(row.cio_api_key_encrypted) if row.cio_api_key_encrypted else None
@@ -148,6 +156,7 @@ def edit() -> ResponseReturnValue:
                 shops.save_customerio_settings(db, shop, _customerio_settings(rt, values))
         exports = _exports(privacy.recent_exports(db, shop))
         status, status_reason = row.status, row.status_reason
+        feed = health.feed_health(db, shop)
     if request.method == "POST" and not errors and request.form.get("action") != "test":
         queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
         return redirect(url_for("settings.edit", saved=1))
@@ -164,6 +173,11 @@ def edit() -> ResponseReturnValue:
         status=status,
         status_reason=status_reason,
         topics=ORDER_TOPIC_CHOICES,
+        api_key=rt.settings.shopify_api_key,
+        feed=feed,
+        advice=advise(feed, utcnow()),
+        failures=plain_failures(feed.failures),
+        format_lag=format_lag,
     ), (200 if not errors else 400)
 
 

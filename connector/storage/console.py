@@ -342,7 +342,10 @@ def webhook_list(
     )
 
 
-def webhooks_set_aside(session: Session) -> int:
-    """How many stored webhooks failed to map or process (replayable once fixed)."""
-    query = select(func.count()).select_from(WebhookDelivery)
-    return session.scalar(query.where(WebhookDelivery.state == InboxState.FAILED)) or 0
+def webhooks_set_aside(session: Session, shop: str | None = None) -> int:
+    """How many stored webhooks (of `shop`, or of all shops) failed to map or process
+    (replayable once fixed)."""
+    where = WebhookDelivery.state == InboxState.FAILED
+    if shop:
+        where = where & (WebhookDelivery.shop_domain == shop)
+    return session.scalar(select(func.count()).select_from(WebhookDelivery).where(where)) or 0

@@ -1,5 +1,6 @@
-"""Delivery health for the console overview: volumes, success rate, lag, failures by reason.
+"""Delivery health: volumes, success rate, lag, failures by reason.
 
+The console's overview and shop pages, and the merchant's feed health on /settings.
 Everything is bounded to a recent window (by when the shopper acted), so a page costs the
 same with ten thousand events stored or ten million.
 """
@@ -13,9 +14,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connector.feed_health import FeedHealth, FeedWindow
 from connector.statuses import EventStatus
-from connector.storage.models import Event, Shop
+from connector.storage.console import webhooks_set_aside
+from connector.storage.models import Event, Shop, WebhookDelivery
 from connector.timeutil import utcnow
+from webhooks.topics import ORDER_TOPIC_CHOICES
 
 WINDOW_DAYS = 7
 
@@ -85,11 +89,7 @@ def shop_detail(session: Session, domain: str) -> ShopDetail:
             totals[status] = totals.get(status, 0) + count
     shop = session.get(Shop, domain)
     health = ShopHealth(domain, shop.status if shop else "unknown", totals)
-    lags = sorted(
-        session.scalars(
-            select(_lag_seconds(session)).where(recent, Event.delivered_at.is_not(None))
-        )
-    )
+    lags = _lags(session, recent)
     failures = session.execute(
         select(Event.reason, func.count())
         .where(Event.shop_domain == domain, Event.status == EventStatus.FAILED)
@@ -105,6 +105,69 @@ def shop_detail(session: Session, domain: str) -> ShopDetail:
         lag_samples=len(lags),
         failures=[(reason or "(no reason)", int(count)) for reason, count in failures],
     )
+
+
+FEED_WINDOWS_HOURS = (24, WINDOW_DAYS * 24)
+WAITING = (EventStatus.PENDING,)
+TOP_FAILURES = 20
+
+
+def feed_health(session: Session, domain: str, now: datetime | None = None) -> FeedHealth:
+    """The merchant's view of their feed: the last 24 hours and 7 days, by outcome."""
+    now = now or utcnow()
+    shop = session.get(Shop, domain)
+    windows = tuple(_feed_window(session, domain, hours, now) for hours in FEED_WINDOWS_HOURS)
+    week = (Event.shop_domain == domain) & (Event.occurred_at >= _window_start(now))
+    failures = session.execute(
+        select(Event.reason, func.count())
+        .where(week, Event.status == EventStatus.FAILED)
+        .group_by(Event.reason)
+        .order_by(func.count().desc())
+        .limit(TOP_FAILURES)
+    )
+    return FeedHealth(
+        shop_status=shop.status if shop else "unknown",
+        has_credentials=bool(shop and shop.cio_site_id and shop.cio_api_key_encrypted),
+        windows=windows,
+        last_delivered_at=session.scalar(select(func.max(Event.delivered_at)).where(week)),
+        last_order_received_at=session.scalar(
+            select(func.max(WebhookDelivery.received_at)).where(
+                WebhookDelivery.shop_domain == domain,
+                WebhookDelivery.topic.in_(ORDER_TOPIC_CHOICES),
+                WebhookDelivery.received_at >= _window_start(now),
+            )
+        ),
+        oldest_waiting_at=session.scalar(
+            select(func.min(Event.created_at)).where(week, Event.status.in_(WAITING))
+        ),
+        failures=tuple((reason or "(no reason)", int(count)) for reason, count in failures),
+        webhooks_set_aside=webhooks_set_aside(session, domain),
+    )
+
+
+def _feed_window(session: Session, domain: str, hours: int, now: datetime) -> FeedWindow:
+    recent = (Event.shop_domain == domain) & (Event.occurred_at >= now - timedelta(hours=hours))
+    counts: dict[str, int] = {
+        status: int(count)
+        for status, count in session.execute(
+            select(Event.status, func.count()).where(recent).group_by(Event.status)
+        )
+    }
+    return FeedWindow(
+        hours=hours,
+        delivered=counts.get(EventStatus.DELIVERED, 0),
+        failed=counts.get(EventStatus.FAILED, 0),
+        waiting=sum(counts.get(status, 0) for status in WAITING),
+        unidentifiable=counts.get(EventStatus.UNIDENTIFIABLE, 0),
+        quarantined=counts.get(EventStatus.QUARANTINED, 0),
+        lag_p95=percentile(_lags(session, recent), 95),
+    )
+
+
+def _lags(session: Session, where: Any) -> list[float]:
+    """Seconds from the shopper's action to delivery of the delivered events matching `where`."""
+    query = select(_lag_seconds(session)).where(where, Event.delivered_at.is_not(None))
+    return sorted(float(lag) for lag in session.scalars(query))
 
 
 def percentile(ordered: list[float], pct: float) -> float | None:

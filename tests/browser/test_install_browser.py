@@ -68,6 +68,9 @@ def test_install_in_chromium_and_save_settings(served: tuple[str, Runtime], tmp_
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 900, "height": 900})
+            # No network: Shopify's CDN scripts fail, the page's plain form is what is used
+            # (test_settings_browser.py serves stand-ins for them).
+            page.route("https://cdn.shopify.com/**", lambda route: route.abort())
             page.goto(f"{app_url}/auth/install?{urlencode(install_link(SHOP))}")
             page.wait_for_url(f"{app_url}/settings")
             assert page.locator("#shop").inner_text() == SHOP

@@ -150,3 +150,22 @@ def test_a_load_during_another_loads_exchange_is_asked_to_reload(
     rt.redis.delete(f"connector:token-exchange:{SHOP}")
     assert embedded_load(client)[0] == 200
     assert rt.redis.get(f"connector:token-exchange:{SHOP}") is None  # released
+
+
+def test_the_first_load_without_a_session_token_asks_app_bridge_for_one(
+    client: FlaskClient, rt: Runtime, fake_shopify: FakeShopify
+) -> None:
+    """Shopify installed the app (managed installation) and opens it: the document load
+    carries no session token, so the page fetches one from App Bridge and sends it back."""
+    with client.session_transaction() as session:  # signed in, as the admin's load does
+        session["merchant_shop"] = SHOP
+    answer = client.get("/settings")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert "https://cdn.shopify.com/shopifycloud/app-bridge.js" in page
+    assert f'content="{rt.settings.shopify_api_key}"' in page and "install.js" in page
+    assert shop_row(rt) is None and fake_shopify.calls("token_exchange") == []
+
+    status, _ = embedded_load(client)  # what install.js does with the token
+    assert status == 200 and shop_row(rt) is not None
+    assert client.get("/settings").status_code == 200  # its reload shows the settings
