@@ -85,6 +85,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables; fail naming every missing one."""
         env = os.environ if environ is None else environ
+        if environ is None:
+            env = with_dev_settings(env)
         missing = [name for name in REQUIRED if not env.get(name)]
         if missing:
             raise ConfigError("missing required settings: " + ", ".join(missing))
@@ -128,6 +130,30 @@ class Settings:
             )
         except ValueError as exc:
             raise ConfigError(f"malformed setting: {exc}") from exc
+
+
+DEV_SETTINGS_FILE = "demo.env"  # written by `connector serve --demo`, removed when it stops
+
+
+def dev_settings_path(env: Mapping[str, str]) -> Path:
+    return Path(env.get("CONNECTOR_INSTANCE_DIR", "var")) / DEV_SETTINGS_FILE
+
+
+def with_dev_settings(env: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment, completed from a running demo's settings file when the required
+    settings are not set: so `connector events list` next to `make run` needs nothing.
+    Variables set in the environment win."""
+    if all(env.get(name) for name in REQUIRED):
+        return env
+    path = dev_settings_path(env)
+    if not path.is_file():
+        return env
+    found = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and not name.startswith("#"):
+            found[name.strip()] = value.strip()
+    return {**found, **env}
 
 
 def _parse_schedule(raw: str | None) -> tuple[int, ...]:

@@ -16,6 +16,7 @@ from connector.cli import (
     shops,
     spec,
     staff,
+    webhook,
     webhooks,
 )
 
@@ -31,6 +32,7 @@ main.add_command(spec.spec)
 main.add_command(replay.replay)
 main.add_command(events.events)
 main.add_command(webhooks.webhooks)
+main.add_command(webhook.webhook)
 main.add_command(staff.staff)
 main.add_command(keys.keys)
 main.add_command(history.history)

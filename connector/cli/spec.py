@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from connector.dev.serve import DEMO_SHOP
 from connector.spec import load_spec
 from webhooks.spec_check import check_payload
 
@@ -19,7 +20,12 @@ def spec() -> None:
 @spec.command("check")
 @click.argument("payload", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--topic", required=True, help="the Shopify topic, e.g. orders/create")
-@click.option("--shop", default="example.myshopify.com", show_default=True)
+@click.option(
+    "--shop",
+    default=DEMO_SHOP,
+    show_default=True,
+    help="the shop the event ids are derived from (the demo's by default)",
+)
 def spec_check(payload: Path, topic: str, shop: str) -> None:
     """Map PAYLOAD as the pipeline does; print the events it yields, or the violations (exit 1)."""
     try:

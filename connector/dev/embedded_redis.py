@@ -34,6 +34,7 @@ def start(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C is for `connector serve` to handle
     )
     url = f"unix://{socket_path}"
     deadline = time.monotonic() + 10

@@ -323,7 +323,11 @@ class FakeCustomerIO:
             email = attributes.get("email")
             profile = self._resolve(kind, str(value), email if isinstance(email, str) else None)
             profile.attributes.update(attributes)
-            shown = " ".join(f"{k}={v}" for k, v in attributes.items() if _scalar(v))
+            shown = " ".join(
+                f"{k}={v}"
+                for k, v in attributes.items()
+                if _scalar(v) and not (k == kind and str(v) == str(value))  # said already
+            )
             return f"customer.io  identify {kind}={value} {shown}".rstrip()
         event_id = op["id"].upper()
         if event_id in self._event_ids:

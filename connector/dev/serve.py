@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from connector.config import Settings
+from connector.config import Settings, dev_settings_path
 from connector.dev import embedded_redis
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.runtime import Runtime
@@ -54,6 +54,8 @@ DEMO_SAMPLES = [
 
 def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Ctrl-C ends the demo even when started in the background, where SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = dict(os.environ)
     if demo:
         for key, value in DEMO_ENV.items():
@@ -62,8 +64,11 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
     env["CONNECTOR_INSTANCE_DIR"] = str(instance)
     children: list[subprocess.Popen[bytes]] = []
     fake_customerio: FakeCustomerIO | None = None
+    settings_file: Path | None = None
+    embedded_socket: Path | None = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = embedded_redis.start(instance / "redis")
+        embedded_socket = Path(env["REDIS_URL"].removeprefix("unix://"))
         children.append(redis_process)
         click.echo(f"embedded Redis at {env['REDIS_URL']}")
     if demo:
@@ -94,8 +99,11 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                 check=True,
             )
         access_log = ["--log-level", "warning"] if demo else ["--access-logfile", "-"]
+        env.setdefault("APP_URL", f"http://{host}:{port}")
+        if demo:  # so `connector events list` etc. work in another terminal, unconfigured
+            settings_file = _write_dev_settings(instance, env)
         children.append(
-            subprocess.Popen(
+            _child(
                 [
                     sys.executable,
                     "-m",
@@ -109,10 +117,10 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
                     *access_log,
                     "connector.app:create_app()",
                 ],
-                env=env,
+                env,
             )
         )
-        children.append(subprocess.Popen([*connector, "worker"], env=env))
+        children.append(_child([*connector, "worker"], env))
         base_url = f"http://{host}:{port}"
         _wait_until_up(base_url)
         click.echo(f"connector is up: POST signed webhooks to {base_url}/webhooks/shopify")
@@ -124,18 +132,44 @@ def serve(*, demo: bool, host: str, port: int, web_workers: int) -> None:
             time.sleep(0.5)
         click.echo("a child process stopped; shutting down", err=True)
     except KeyboardInterrupt:
-        click.echo("\nstopping")
+        pass
     finally:
-        for child in reversed(children):
+        # The children have their own sessions: Ctrl-C reached only this process, which
+        # ends them in order (web and worker first, Redis last), quietly.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for child in reversed(children):  # one after the other: Redis outlives the worker
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for child in reversed(children):
             try:
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait(5)
         if fake_customerio is not None:
             fake_customerio.stop()
+        if settings_file is not None:
+            settings_file.unlink(missing_ok=True)
+        if embedded_socket is not None:  # redis-server leaves it behind on SIGTERM
+            embedded_socket.unlink(missing_ok=True)
+        click.echo("connector stopped: web, worker and Redis ended; goodbye.")
+
+
+def _child(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A child in its own session, so a terminal's Ctrl-C does not reach it directly."""
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def _write_dev_settings(instance: Path, env: dict[str, str]) -> Path:
+    """The demo's settings, where the CLI looks when its required settings are unset
+    (connector.config.with_dev_settings). Demo values only: never production secrets."""
+    names = (*DEMO_ENV, "REDIS_URL", "CUSTOMERIO_TRACK_URL", "APP_URL", "CONNECTOR_INSTANCE_DIR")
+    path = dev_settings_path({"CONNECTOR_INSTANCE_DIR": str(instance)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name}={env[name]}" for name in names if env.get(name)]
+    path.write_text(
+        "# written by `connector serve --demo`; removed when it stops\n" + "\n".join(lines) + "\n"
+    )
+    return path
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:
@@ -175,6 +209,7 @@ def _as_if_recent(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 def _post_samples(base_url: str, secret: str) -> None:
     now = utcnow()
+    answers = []
     for index, (name, topic) in enumerate(DEMO_SAMPLES):
         payload = json.loads((SAMPLES / name).read_text())
         body = json.dumps(_as_if_recent(payload, now)).encode()
@@ -196,7 +231,13 @@ def _post_samples(base_url: str, secret: str) -> None:
         with urllib.request.urlopen(request, timeout=5) as response:
             answer = json.loads(response.read())
         click.echo(f"POST {topic:<17} {name:<40} -> {response.status} {answer['status']}")
+        answers.append(answer["status"])
         time.sleep(0.3)
+    if answers.count("duplicate") == len(answers):
+        click.echo(
+            "every sample was already received by an earlier run (same X-Shopify-Event-Id), "
+            "so each is answered duplicate and nothing is sent twice; `make clean` starts over"
+        )
 
 
 def _show_event_states(env: dict[str, str], wait_seconds: float = 15) -> None:
