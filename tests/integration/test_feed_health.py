@@ -134,7 +134,13 @@ def session_token(shop: str) -> str:
 def test_a_session_token_saves_without_a_cookie_and_a_cookie_alone_needs_csrf(
     client: FlaskClient, rt: Runtime
 ) -> None:
-    add_shop(rt, SHOP, status="credentials_rejected", cio_site_id=None)
+    add_shop(  # installed: it holds an offline token, so no token exchange is needed
+        rt,
+        SHOP,
+        status="credentials_rejected",
+        cio_site_id=None,
+        shopify_access_token_encrypted=rt.secrets.encrypt("shpat_installed"),
+    )
     form = {"site_id": SITE_ID, "api_key": API_KEY, "region": "eu", "order_topic": "orders/paid"}
     # A cookie session without the CSRF token: refused.
     refused = signed_in(client.application.test_client()).post("/settings", data=form)
