@@ -10,10 +10,10 @@ from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from rq import Queue
 
-from connector.install.pages import page
+from connector.install.pages import install_refused, page
 from connector.runtime import Runtime
 from connector.shopify.admin import AdminClient
-from connector.shopify.errors import ShopifyAuthError, ShopifyError
+from connector.shopify.errors import ShopifyError
 from connector.shopify.http import admin_base_url
 from connector.shopify.oauth import missing_scopes
 from connector.shopify.subscriptions import sync_webhooks
@@ -43,12 +43,8 @@ def finish_install(rt: Runtime, shop: str, tokens: TokenSet) -> ResponseReturnVa
     )
     try:
         subscriptions = sync_webhooks(client, rt.settings, shop)
-    except ShopifyAuthError as exc:
-        log.info("install refused by Shopify shop=%s: %s", shop, exc.reason)
-        return page(400, "Install not completed", "Shopify did not accept the approval.")
     except ShopifyError as exc:
-        log.warning("install failed shop=%s: %s", shop, exc.reason)
-        return page(502, "Install not completed", "Shopify could not be reached. Try again.")
+        return install_refused(shop, exc)
     try:
         with storage_errors(), transaction(rt.sessions) as db:
             installed = shops.record_install(db, shop, stored_tokens(rt.secrets, tokens))

@@ -22,10 +22,10 @@ from redis.exceptions import RedisError
 from connector.config import Settings
 from connector.install import merchant
 from connector.install.finish import finish_install
-from connector.install.pages import app_runtime, bad_request, page
+from connector.install.pages import app_runtime, bad_request, install_refused, page
 from connector.runtime import Runtime
 from connector.shop_domain import normalize_shop_domain
-from connector.shopify.errors import ShopifyAuthError, ShopifyError
+from connector.shopify.errors import ShopifyError
 from connector.shopify.oauth import permission_url, query_problem
 from connector.shopify.tokens import exchange_code
 
@@ -112,12 +112,8 @@ def callback() -> ResponseReturnValue:
         return page(400, "Install not completed", "Shopify sent no approval code.")
     try:
         tokens = exchange_code(rt.settings, shop, params["code"])
-    except ShopifyAuthError as exc:
-        log.info("install refused by Shopify shop=%s: %s", shop, exc.reason)
-        return page(400, "Install not completed", "Shopify did not accept the approval.")
     except ShopifyError as exc:
-        log.warning("install failed shop=%s: %s", shop, exc.reason)
-        return page(502, "Install not completed", "Shopify could not be reached. Try again.")
+        return install_refused(shop, exc)
     refused = finish_install(rt, shop, tokens)
     if refused is not None:
         return refused
