@@ -33,6 +33,7 @@ class Settings:
     customerio_track_url: str | None = None  # None: the shop's region host
     delivery_rate_per_second: float = 100.0
     delivery_batch_size: int = 50
+    delivery_concurrency: int = 16  # workspaces one worker sends to at once
     http_timeout_seconds: float = 10.0
     lease_seconds: int = 120
     retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
@@ -106,6 +107,7 @@ class Settings:
                 customerio_track_url=env.get("CUSTOMERIO_TRACK_URL") or None,
                 delivery_rate_per_second=float(env.get("DELIVERY_RATE_PER_SECOND", 100)),
                 delivery_batch_size=int(env.get("DELIVERY_BATCH_SIZE", 50)),
+                delivery_concurrency=int(env.get("DELIVERY_CONCURRENCY", 16)),
                 http_timeout_seconds=float(env.get("HTTP_TIMEOUT_SECONDS", 10)),
                 lease_seconds=int(env.get("DELIVERY_LEASE_SECONDS", 120)),
                 retry_schedule=_parse_schedule(env.get("RETRY_SCHEDULE")),

@@ -1,9 +1,10 @@
 """Send due events to Customer.io: identify the person, then track the event, in batches.
 
-Each drain claims a batch of a shop's due events (a lease, so a killed worker's events
-come back), waits for the workspace's shared rate limiter, posts one v2 batch request
-(identify + event per event, in that order), and records every outcome per event.
-Customer.io dedupes on the stable event id, so a resend after an unknown outcome is safe.
+Each round of a drain claims a batch of every shop's due events (a lease, so a killed
+worker's events come back), waits for each workspace's shared rate limiter, posts one v2
+batch request per shop (identify + event per event, in that order) on a thread pool, and
+records every outcome per event. Customer.io dedupes on the stable event id, so a resend
+after an unknown outcome is safe.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from connector import metrics
@@ -30,14 +32,14 @@ from connector.customerio import (
 from connector.events import IDENTIFY_ONLY
 from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
 from connector.storage import events
-from connector.storage.db import Sessions, transaction
+from connector.storage.db import Session, Sessions, transaction
 from connector.storage.ledger import order_stats
 from connector.storage.models import Event, Shop
 from connector.storage.shoppers import consents_for
-from connector.storage.shops import get_shop
+from connector.storage.shops import get_shop, get_shops
 from connector.timeutil import utcnow
 from jobs import retry
-from jobs.ratelimit import RateLimiter
+from jobs.ratelimit import RateLimiter, RateLimitTimeout
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,11 @@ class DeliveryPolicy:
     retry_schedule: tuple[int, ...]
     track_url_override: str | None
     http_timeout: float
+    concurrency: int = 16  # workspaces sent to at once by one worker
+    # Requests one shop may make per round, one after the other: a backlog drains faster,
+    # and a round (so another shop's new order) waits for at most this many.
+    batches_per_shop: int = 4
+    rate_wait_seconds: float = 1.0  # the longest a batch waits for its workspace's limiter
 
 
 def _seconds(moment: datetime | None) -> int | None:
@@ -126,8 +133,48 @@ def _set_aside(event: Event, exc: BaseException) -> None:
     event.lease_until = None
 
 
+@dataclass
+class Batch:
+    """One shop's claimed events for a round, ready to go: the workspace client and each
+    event's operations, in the order they will be sent (in requests of `batch_size`)."""
+
+    shop_domain: str
+    client: TrackClient
+    event_ids: list[str]
+    operations: list[Operations]
+
+
+@dataclass
+class Sent:
+    """One Track API request made for some events of a batch, and what it came to."""
+
+    event_ids: list[str]
+    operations: list[Operations]
+    result: SendResult
+
+
+@dataclass
+class BatchOutcome:
+    """What sending a batch came to: the requests made, the events not sent because the
+    workspace must wait (given back without an attempt), and for how long to leave the
+    workspace alone."""
+
+    batch: Batch
+    sent: list[Sent] = field(default_factory=list)
+    unsent: list[str] = field(default_factory=list)
+    rest_seconds: float = 0.0
+
+
 class Deliverer:
-    """Drains one shop's due events; one instance per job run."""
+    """Drains due events of every shop, sending to several workspaces at once; one
+    instance per job run.
+
+    A round claims a fair share of every shop's due events in one transaction (at most
+    one batch per shop), sends each shop's batch on a thread pool (the waits on
+    Customer.io overlap; one workspace's rate limit or pause holds up only its own
+    batch), then records every outcome in one transaction. So the database round trips and
+    the waits per round do not grow with the number of shops that have a little work.
+    """
 
     def __init__(
         self,
@@ -143,51 +190,89 @@ class Deliverer:
         self.limiter = limiter
         self.policy = policy
         self.client_factory = client_factory
+        # Claims take shops in name order from after this one, wrapping around; a job that
+        # ends leaves it for the next job (`jobs.tasks.deliver_pending`), so every shop's
+        # turn comes even when more shops have work than one claim takes.
+        self.next_after = ""
 
-    def drain(self, shop_domain: str, deadline: float | None = None) -> tuple[int, bool]:
-        """Deliver until nothing is due, the workspace needs to back off, or `deadline`
-        (time.monotonic) passes; return (events delivered, whether due events may remain)."""
+    def drain(
+        self, shop_domain: str | None = None, deadline: float | None = None
+    ) -> tuple[int, bool]:
+        """Deliver until nothing is due or `deadline` (time.monotonic) passes, for every
+        shop (or just `shop_domain`); return (events delivered, whether due events may
+        remain)."""
         delivered = 0
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                return delivered, True
-            with transaction(self.sessions) as session:
-                shop = get_shop(session, shop_domain)
-                if shop is None or shop.status != ShopStatus.ACTIVE or not shop.cio_site_id:
-                    return delivered, False  # waits: unconfigured, key rejected, uninstalled
-                client = self._client(shop)
-                claimed = events.claim_due_events(
-                    session,
-                    shop_domain,
-                    self.policy.batch_size,
-                    self.policy.lease_seconds,
-                    max_attempts=len(self.policy.retry_schedule) + 1,
-                )
-                people = [e.person_id for e in claimed if e.person_id]
-                stats = order_stats(session, shop_domain, people)
-                consents = consents_for(session, shop_domain, people)
-                event_ids: list[str] = []
-                operations: list[Operations] = []
-                for event in claimed:
-                    try:
-                        pair = build_operations(
-                            event,
-                            stats.get(event.person_id or ""),
-                            consents.get(event.person_id or ""),
-                        )
-                    except Exception as exc:  # one unsendable event never holds up the rest
-                        _set_aside(event, exc)
-                        continue
-                    event_ids.append(event.id)
-                    operations.append(pair)
+        resting: dict[str, float] = {}  # shop -> time.monotonic() until which it waits
+        with ThreadPoolExecutor(self.policy.concurrency) as pool:
+            while True:
+                if deadline is not None and time.monotonic() > deadline:
+                    return delivered, True
+                now = time.monotonic()
+                skip = [shop for shop, until in resting.items() if until > now]
+                batches = self._claim(shop_domain, skip)
+                if batches is None:
+                    return delivered, False
+                if len(batches) == 1:
+                    outcomes = [self._send_batch(batches[0])]
+                else:
+                    outcomes = list(pool.map(self._send_batch, batches))
+                delivered += self._record(outcomes)
+                for outcome in outcomes:
+                    if outcome.rest_seconds > 0:
+                        resting[outcome.batch.shop_domain] = now + outcome.rest_seconds
+
+    def _claim(self, shop_domain: str | None, skip: list[str]) -> list[Batch] | None:
+        """Lease the next round's events and build their requests; None when none is due.
+        An event whose request cannot be built fails alone (one unsendable event never
+        holds up the rest)."""
+        with transaction(self.sessions) as session:
+            claimed = events.claim_due_events_of_shops(
+                session,
+                per_shop=self.policy.batch_size * self.policy.batches_per_shop,
+                lease_seconds=self.policy.lease_seconds,
+                max_attempts=len(self.policy.retry_schedule) + 1,
+                shop_domain=shop_domain,
+                skip_shops=skip,
+                after=self.next_after,
+                max_shops=self.policy.concurrency * 4,
+            )
             if not claimed:
-                return delivered, False
-            if not event_ids:
+                return None
+            self.next_after = claimed[-1].shop_domain  # the next claim starts after it
+            by_shop: dict[str, list[Event]] = {}
+            for event in claimed:
+                by_shop.setdefault(event.shop_domain, []).append(event)
+            batches = []
+            for shop in get_shops(session, list(by_shop)):
+                batch = self._batch(session, shop, by_shop[shop.domain])
+                if batch is not None:
+                    batches.append(batch)
+            return batches
+
+    def _batch(self, session: Session, shop: Shop, claimed: list[Event]) -> Batch | None:
+        if shop.status != ShopStatus.ACTIVE or not shop.cio_site_id:  # changed since the claim
+            for event in claimed:
+                event.lease_owner = None
+                event.lease_until = None
+            return None
+        people = [e.person_id for e in claimed if e.person_id]
+        stats = order_stats(session, shop.domain, people)
+        consents = consents_for(session, shop.domain, people)
+        event_ids: list[str] = []
+        operations: list[Operations] = []
+        for event in claimed:
+            try:
+                pair = build_operations(
+                    event, stats.get(event.person_id or ""), consents.get(event.person_id or "")
+                )
+            except Exception as exc:  # one unsendable event never holds up the rest
+                _set_aside(event, exc)
                 continue
-            keep_going, sent = self._send(client, shop_domain, event_ids, operations)
-            delivered += sent
-            if not keep_going:
-                return delivered, False
+            event_ids.append(event.id)
+            operations.append(pair)
+        if not event_ids:
+            return None
+        return Batch(shop.domain, self._client(shop), event_ids, operations)
 
     def _client(self, shop: Shop) -> TrackClient:
         return self.client_factory(
@@ -198,140 +283,183 @@ class Deliverer:
             session=shared_session(),
         )
 
+    # -- sending (no database: runs on the pool's threads) ------------------------------------
+
+    def _send_batch(self, batch: Batch) -> BatchOutcome:
+        """Send a shop's events in requests of `batch_size`, stopping when the workspace
+        must wait (what is left is given back unsent)."""
+        outcome = BatchOutcome(batch)
+        size = self.policy.batch_size
+        for start in range(0, len(batch.event_ids), size):
+            chunk = slice(start, start + size)
+            if not self._send(
+                batch.client, batch.event_ids[chunk], batch.operations[chunk], outcome
+            ):
+                outcome.unsent.extend(batch.event_ids[start + size :])
+                break
+        return outcome
+
     def _send(
         self,
         client: TrackClient,
-        shop_domain: str,
         event_ids: list[str],
         operations: list[Operations],
-    ) -> tuple[bool, int]:
+        outcome: BatchOutcome,
+    ) -> bool:
+        """Send these events as one request (or one by one when one of them spoils the
+        request); add what happened to `outcome`; False when the workspace must wait."""
         flat = [op for pair in operations for op in pair if op is not None]
         try:
             fits = batch_size_ok(flat)  # encodes the request, as sending it will
         except (ValueError, TypeError) as exc:  # a value JSON cannot carry (NaN, a surrogate)
             if len(event_ids) > 1:
-                return self._send_one_by_one(client, shop_domain, event_ids, operations)
+                return self._send_one_by_one(client, event_ids, operations, outcome)
             unsendable = SendResult(
                 None, 0.0, DeliveryOutcome.REJECTED, reason=_unsendable_reason(exc)
             )
-            return self._record(shop_domain, event_ids, operations, unsendable)
+            outcome.sent.append(Sent(event_ids, operations, unsendable))
+            return True
         if len(event_ids) > 1 and not fits:  # over Customer.io's size limits
-            return self._send_one_by_one(client, shop_domain, event_ids, operations)
-        self.limiter.acquire(client.site_id, max_wait=self.policy.lease_seconds / 2)
+            return self._send_one_by_one(client, event_ids, operations, outcome)
+        try:
+            self.limiter.acquire(client.site_id, max_wait=self.policy.rate_wait_seconds)
+        except RateLimitTimeout:  # paused (a 429 seen by any worker) or far behind
+            outcome.unsent.extend(event_ids)
+            outcome.rest_seconds = max(self.limiter.paused_for(client.site_id), 1.0)
+            return False
         result = client.send_batch(flat)
         if result.outcome == DeliveryOutcome.REJECTED and len(event_ids) > 1:
             # One bad operation spoils a whole v2 request: send each event alone to isolate it.
-            return self._send_one_by_one(client, shop_domain, event_ids, operations)
+            return self._send_one_by_one(client, event_ids, operations, outcome)
+        outcome.sent.append(Sent(event_ids, operations, result))
         if result.outcome == DeliveryOutcome.RETRY and result.status_code == 429:
             self.limiter.pause(client.site_id, result.retry_after or 1.0)
-        return self._record(shop_domain, event_ids, operations, result)
+        if result.outcome in (DeliveryOutcome.RETRY, DeliveryOutcome.REJECTED_CREDENTIALS):
+            outcome.rest_seconds = max(result.retry_after or 1.0, 1.0)
+            return False
+        return True
 
     def _send_one_by_one(
         self,
         client: TrackClient,
-        shop_domain: str,
         event_ids: list[str],
         operations: list[Operations],
-    ) -> tuple[bool, int]:
+        outcome: BatchOutcome,
+    ) -> bool:
         """Send each event as its own request; the leases are still ours while we do."""
-        sent = 0
-        for event_id, pair in zip(event_ids, operations, strict=True):
-            keep_going, ok = self._send(client, shop_domain, [event_id], [pair])
-            sent += ok
-            if not keep_going:
-                return False, sent
-        return True, sent
+        for position, (event_id, pair) in enumerate(zip(event_ids, operations, strict=True)):
+            if not self._send(client, [event_id], [pair], outcome):
+                outcome.unsent.extend(event_ids[position + 1 :])
+                return False
+        return True
 
-    def _record(
-        self,
-        shop_domain: str,
-        event_ids: list[str],
-        operations: list[Operations],
-        result: SendResult,
-    ) -> tuple[bool, int]:
+    # -- recording ------------------------------------------------------------------------------
+
+    def _record(self, outcomes: list[BatchOutcome]) -> int:
+        """Record every request's outcome per event, in one transaction; return how many
+        events were delivered."""
         now = utcnow()
-        # The batch's operations in order, each with the position of its event.
+        delivered = 0
+        with transaction(self.sessions) as session:
+            for outcome in outcomes:
+                for sent in outcome.sent:
+                    delivered += self._record_request(session, outcome.batch, sent, now)
+                rest = timedelta(seconds=max(outcome.rest_seconds, 1.0))
+                events.release_unsent(session, outcome.unsent, now + rest)
+        for outcome in outcomes:
+            for sent in outcome.sent:
+                self._report(outcome.batch.shop_domain, sent)
+        return delivered
+
+    def _record_request(self, session: Session, batch: Batch, sent: Sent, now: datetime) -> int:
+        result = sent.result
+        # The request's operations in order, each with the position of its event.
         owners = [
-            position for position, pair in enumerate(operations) for op in pair if op is not None
+            position
+            for position, pair in enumerate(sent.operations)
+            for op in pair
+            if op is not None
         ]
         failed_events = {
             owners[index]: reason
             for index, reason in result.failed_ops.items()
             if index < len(owners)
         }
-        sent = 0
-        with transaction(self.sessions) as session:
-            by_id = events.events_by_id(session, event_ids)
-            for position, (event_id, (identify, track)) in enumerate(
-                zip(event_ids, operations, strict=True)
-            ):
-                event = by_id.get(event_id)
-                if event is None:
-                    continue
-                event.attempts += 1
-                event.lease_owner = None
-                event.lease_until = None
-                outcome, reason = result.outcome, result.reason
-                if outcome == DeliveryOutcome.PARTIAL:
-                    failed = position in failed_events
-                    outcome = DeliveryOutcome.REJECTED if failed else DeliveryOutcome.DELIVERED
-                    reason = failed_events.get(position, result.reason)
-                if outcome == DeliveryOutcome.DELIVERED:
-                    event.status = EventStatus.DELIVERED
-                    event.delivered_at = now
-                    event.reason = None
-                    event.sent_identify = identify
-                    event.sent_track = track
-                    sent += 1
-                    metrics.observe_delivered(
-                        event.name,
-                        event.occurred_at,
-                        event.queued_at or event.created_at,
-                        (event.properties or {}).get("event_source"),
-                        now,
-                    )
-                elif outcome == DeliveryOutcome.RETRY:
-                    event.next_attempt_at = retry.next_attempt_at(
-                        now, event.attempts, self.policy.retry_schedule, result.retry_after
-                    )
-                    if event.next_attempt_at is None:
-                        event.status = EventStatus.FAILED
-                        event.reason = f"gave up after {event.attempts} attempts: {reason}"
-                    else:
-                        event.reason = f"retrying: {reason}"
-                else:
-                    event.status = EventStatus.FAILED
-                    event.reason = reason
-                events.add_attempt(
-                    session,
-                    event_id,
-                    attempted_at=now,
-                    outcome=outcome,
-                    status_code=result.status_code,
-                    latency_ms=result.latency_ms,
-                    reason=reason,
-                    excerpt=result.excerpt or None,
-                    batch_size=len(event_ids),
+        delivered = 0
+        by_id = events.events_by_id(session, sent.event_ids)
+        for position, (event_id, (identify, track)) in enumerate(
+            zip(sent.event_ids, sent.operations, strict=True)
+        ):
+            event = by_id.get(event_id)
+            if event is None:
+                continue
+            event.attempts += 1
+            event.lease_owner = None
+            event.lease_until = None
+            outcome, reason = result.outcome, result.reason
+            if outcome == DeliveryOutcome.PARTIAL:
+                failed = position in failed_events
+                outcome = DeliveryOutcome.REJECTED if failed else DeliveryOutcome.DELIVERED
+                reason = failed_events.get(position, result.reason)
+            if outcome == DeliveryOutcome.DELIVERED:
+                event.status = EventStatus.DELIVERED
+                event.delivered_at = now
+                event.reason = None
+                event.sent_identify = identify
+                event.sent_track = track
+                delivered += 1
+                metrics.observe_delivered(
+                    event.name,
+                    event.occurred_at,
+                    event.queued_at or event.created_at,
+                    (event.properties or {}).get("event_source"),
+                    now,
                 )
-            if result.outcome == DeliveryOutcome.REJECTED_CREDENTIALS:
-                shop = get_shop(session, shop_domain)
-                if shop is not None:
-                    shop.status = ShopStatus.CREDENTIALS_REJECTED
-                    shop.status_reason = result.reason
+            elif outcome == DeliveryOutcome.RETRY:
+                event.next_attempt_at = retry.next_attempt_at(
+                    now, event.attempts, self.policy.retry_schedule, result.retry_after
+                )
+                if event.next_attempt_at is None:
+                    event.status = EventStatus.FAILED
+                    event.reason = f"gave up after {event.attempts} attempts: {reason}"
+                else:
+                    event.reason = f"retrying: {reason}"
+            else:
+                event.status = EventStatus.FAILED
+                event.reason = reason
+            events.add_attempt(
+                session,
+                event_id,
+                attempted_at=now,
+                outcome=outcome,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                reason=reason,
+                excerpt=result.excerpt or None,
+                batch_size=len(sent.event_ids),
+            )
+        if result.outcome == DeliveryOutcome.REJECTED_CREDENTIALS:
+            shop = get_shop(session, batch.shop_domain)
+            if shop is not None:
+                shop.status = ShopStatus.CREDENTIALS_REJECTED
+                shop.status_reason = result.reason
+        return delivered
+
+    @staticmethod
+    def _report(shop_domain: str, sent: Sent) -> None:
+        result = sent.result
         status = str(result.status_code or "none")
         metrics.CUSTOMERIO_REQUESTS.labels(outcome=result.outcome, status=status).inc()
         log.info(
             "delivery shop=%s events=%d outcome=%s status=%s latency_ms=%.0f",
             shop_domain,
-            len(event_ids),
+            len(sent.event_ids),
             result.outcome,
             result.status_code,
             result.latency_ms,
-            extra={"shop": shop_domain, "event_ids": event_ids, "outcome": str(result.outcome)},
+            extra={
+                "shop": shop_domain,
+                "event_ids": sent.event_ids,
+                "outcome": str(result.outcome),
+            },
         )
-        keep_going = result.outcome in (
-            DeliveryOutcome.DELIVERED,
-            DeliveryOutcome.PARTIAL,
-            DeliveryOutcome.REJECTED,
-        )
-        return keep_going, sent

@@ -14,7 +14,7 @@ from connector.timeutil import utcnow
 @dataclass(frozen=True)
 class SweepResult:
     shops_to_process: list[str]
-    shops_to_deliver: list[str]
+    delivery_due: bool
     checkouts_expired: int
     unknown_shop_webhooks_purged: int = 0
 
@@ -29,7 +29,7 @@ def find_work(sessions: Sessions, hold_hours: int, unknown_shop_grace_hours: int
         )
         return SweepResult(
             shops_to_process=inbox.shops_with_received_deliveries(session),
-            shops_to_deliver=events.shops_with_due_events(session),
+            delivery_due=events.has_due_events(session),
             checkouts_expired=expired,
             unknown_shop_webhooks_purged=purged,
         )

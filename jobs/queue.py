@@ -1,12 +1,14 @@
 """Queues and nudges: the one place that knows how work reaches the RQ workers.
 
-The database is the source of truth. A "kick" only tells the workers that a shop has
-work: at most one drain job per (stage, shop) waits in the queue at a time, guarded by
-a Redis flag the job clears when it starts. Anything a lost kick leaves behind (Redis
-flushed, a worker killed) is found again by the periodic sweep.
+The database is the source of truth. A "kick" only tells the workers that a stage
+(mapping or delivery) has work: at most one drain job per stage waits in the queue at a
+time, guarded by a Redis flag the job clears when it starts. A drain serves every shop
+(jobs/drains.py), so the number of jobs follows the work, not the number of shops with a
+little of it. Anything a lost kick leaves behind (Redis flushed, a worker killed) is found
+again by the periodic sweep.
 
 The webhook endpoint kicks through a DebouncedKicker, which saves the Redis round trip
-for bursts of webhooks from one shop (see its docstring for why that loses nothing).
+for bursts of webhooks (see its docstring for why that loses nothing).
 """
 
 from __future__ import annotations
@@ -27,51 +29,44 @@ DELIVER = "deliver"
 _JOB_FUNCTIONS = {PROCESS: "jobs.tasks.process_inbox", DELIVER: "jobs.tasks.deliver_pending"}
 FLAG_TTL_SECONDS = 300
 # A drain hands the worker back after about this long and queues its own continuation, so
-# one busy shop cannot starve the other stage or other shops on the same worker.
+# one stage cannot starve the other on the same worker.
 DRAIN_SECONDS = 1.0
 JOB_TIMEOUT_SECONDS = 600
 
 
-def flag_key(stage: str, shop_domain: str) -> str:
-    return f"connector:kick:{stage}:{shop_domain}"
+def flag_key(stage: str) -> str:
+    return f"connector:kick:{stage}"
 
 
-def kick(
-    redis: Redis, queue_name: str, stage: str, shop_domain: str, *, force: bool = False
-) -> bool:
-    """Make sure a drain job for (stage, shop) is queued; False if Redis is unreachable.
+def kick(redis: Redis, queue_name: str, stage: str, *, force: bool = False) -> bool:
+    """Make sure a drain job for `stage` is queued; False if Redis is unreachable.
 
-    `force` (the sweep) enqueues even when the flag says a job is waiting, so a stale flag
-    can never stall a shop; an extra drain finds nothing to do.
+    `force` (the sweep, a drain handing its worker back) enqueues even when the flag says
+    a job is waiting, so a stale flag can never stall the feed; an extra drain finds
+    nothing to do.
     """
-    flag = flag_key(stage, shop_domain)
+    flag = flag_key(stage)
     try:
         if force or redis.set(flag, 1, nx=True, ex=FLAG_TTL_SECONDS):
             try:
                 Queue(queue_name, connection=redis).enqueue(
                     _JOB_FUNCTIONS[stage],
-                    shop_domain,
                     job_timeout=JOB_TIMEOUT_SECONDS,
                     result_ttl=0,
                     failure_ttl=7 * 24 * 3600,
-                    description=f"{stage} {shop_domain}",
+                    description=f"{stage} drain",
                 )
             except RedisError:
                 redis.delete(flag)
                 raise
         return True
     except RedisError as exc:
-        log.warning(
-            "kick %s for %s failed (%s); the sweep will pick it up",
-            stage,
-            shop_domain,
-            type(exc).__name__,
-        )
+        log.warning("kick %s failed (%s); the sweep will pick it up", stage, type(exc).__name__)
         return False
 
 
 class DebouncedKicker:
-    """Kicks from one web process, at most one per (stage, shop) every `window` seconds.
+    """Kicks from one web process, at most one per stage every `window` seconds.
 
     The first webhook of a burst kicks at once; later ones within the window are owed a
     kick, which a background thread pays (`pay_owed_kicks`) when the window ends. So every
@@ -84,13 +79,13 @@ class DebouncedKicker:
         self.window = window
         self.clock = clock
         self._lock = threading.Lock()
-        self._last_kick: dict[tuple[str, str], float] = {}
-        self._owed: dict[tuple[str, str], tuple[Redis, str]] = {}
+        self._last_kick: dict[str, float] = {}
+        self._owed: dict[str, tuple[Redis, str]] = {}
         self._thread: threading.Thread | None = None
 
-    def kick(self, redis: Redis, queue_name: str, stage: str, shop_domain: str) -> bool:
-        """Kick now, or owe the kick when this (stage, shop) was kicked within the window."""
-        key = (stage, shop_domain)
+    def kick(self, redis: Redis, queue_name: str, stage: str) -> bool:
+        """Kick now, or owe the kick when this stage was kicked within the window."""
+        key = stage
         now = self.clock()
         with self._lock:
             if self.window > 0 and now - self._last_kick.get(key, -1e9) < self.window:
@@ -98,7 +93,7 @@ class DebouncedKicker:
                 self._start_thread()
                 return True
             self._last_kick[key] = now
-        return kick(redis, queue_name, stage, shop_domain)
+        return kick(redis, queue_name, stage)
 
     def pay_owed_kicks(self, now: float) -> int:
         """Make every owed kick, as of `now` on the clock; return how many were made."""
@@ -106,8 +101,8 @@ class DebouncedKicker:
             owed, self._owed = self._owed, {}
             for key in owed:
                 self._last_kick[key] = now
-        for (stage, shop_domain), (redis, queue_name) in owed.items():
-            kick(redis, queue_name, stage, shop_domain)
+        for stage, (redis, queue_name) in owed.items():
+            kick(redis, queue_name, stage)
         return len(owed)
 
     def _start_thread(self) -> None:
@@ -122,9 +117,9 @@ class DebouncedKicker:
             self.pay_owed_kicks(self.clock())
 
 
-def clear_kick(redis: Redis, stage: str, shop_domain: str) -> None:
+def clear_kick(redis: Redis, stage: str) -> None:
     """Called by a drain job as it starts: later kicks queue a fresh job."""
-    redis.delete(flag_key(stage, shop_domain))
+    redis.delete(flag_key(stage))
 
 
 RECONCILE_JOB = "jobs.tasks.reconcile_shop"

@@ -144,7 +144,7 @@ def reconcile_shop(
         finished = reconciliation.get_state(session, shop_domain)
         stored_watermark = finished.watermark if finished is not None else None
     if recovered and rt.settings.redis_url:
-        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)
     log.info(
         "reconciled shop=%s seen=%d recovered=%d subscriptions_recreated=%d error=%s",
         shop_domain,

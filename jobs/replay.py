@@ -149,10 +149,10 @@ def run_replay(rt: Runtime, request: ReplayRequest, actor: str) -> ReplayResult:
         reprocess = return_failed_webhooks(session, request.shop) if request.by_filter else []
         audit_id = _audit(session, actor, request, ReplayResult(None, outcomes, missing))
     if rt.settings.redis_url:
-        for shop in sorted({o.shop_domain for o in outcomes if o.after == EventStatus.PENDING}):
-            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
-        for shop in reprocess:
-            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
+        if any(outcome.after == EventStatus.PENDING for outcome in outcomes):
+            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
+        if reprocess:
+            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)
     return ReplayResult(audit_id, outcomes, missing)
 
 

@@ -7,6 +7,7 @@ name. What RQ sees instead names the exception's class and where it was raised.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import time
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 PROCESS_LOCK_SECONDS = 60
 PROCESS_LOCK_WAIT_SECONDS = 5
+# The shop a drain served last: the next drain starts after it.
+_PROCESS_CURSOR = "connector:cursor:process"
+_DELIVER_CURSOR = "connector:cursor:deliver"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,49 +64,99 @@ def without_personal_data(job: Callable[P, R]) -> Callable[P, R]:
 
 
 @without_personal_data
-def process_inbox(shop_domain: str) -> int:
-    """Map every received webhook of a shop into events, then nudge delivery."""
+def process_inbox(shop_domain: str | None = None) -> int:
+    """Map received webhooks into events, one batch per shop in turn, for about
+    DRAIN_SECONDS; nudge delivery after each round. `shop_domain` limits it to one shop.
+
+    One mapper per shop at a time (a short Redis lock, taken per batch), so first orders
+    are decided in the shopper's order. A shop another worker is mapping is skipped; only
+    when every shop with work is taken does the job wait for one, briefly (a worker killed
+    while holding a lock stalls that shop for at most PROCESS_LOCK_SECONDS).
+
+    A Shopify outage for one shop does not hold up the others: they are mapped, then the
+    job fails naming the outage, and the sweep brings the shop back.
+    """
     rt = runtime.current()
-    queue.clear_kick(rt.redis, queue.PROCESS, shop_domain)
-    handled = 0
-    lookup = history.order_count_lookup(rt)  # asks Shopify about customers the ledger lacks
-    window = timedelta(hours=rt.settings.new_order_window_hours)
-    product_fetch = products.product_fetch(rt)  # product details for the emails
+    queue.clear_kick(rt.redis, queue.PROCESS)
+    options = _mapping_options(rt)
     deadline = time.monotonic() + queue.DRAIN_SECONDS
-    options: dict[str, Any] = {
-        "order_count": lookup,
-        "new_order_window": window,
-        "product_fetch": product_fetch,
+    handled, outage = 0, None
+    resting: set[str] = set()  # shops whose Shopify look-ups failed in this job
+    while True:
+        shops = [shop_domain] if shop_domain else _shops_in_turn(rt)
+        shops = [shop for shop in shops if shop not in resting]
+        mapped, taken = 0, []
+        for shop in shops:
+            try:
+                count = _map_next_batch(rt, shop, options, wait=False)
+            except ShopifyUnavailableError as exc:
+                log.warning("shop %s waits: Shopify could not be reached", shop)
+                resting.add(shop)
+                outage = exc
+                continue
+            if count is None:
+                taken.append(shop)
+                continue
+            mapped += count
+            rt.redis.set(_PROCESS_CURSOR, shop)
+            if time.monotonic() > deadline:
+                break
+        if not mapped and taken:  # every shop with work is being mapped: wait for one
+            mapped = _map_next_batch(rt, taken[0], options, wait=True) or 0
+        handled += mapped
+        if mapped:
+            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
+        if not mapped:
+            break
+        if time.monotonic() > deadline:  # give the worker to others; continue later
+            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, force=True)
+            break
+    if outage is not None:
+        raise outage
+    return handled
+
+
+def _shops_in_turn(rt: runtime.Runtime) -> list[str]:
+    """The shops with webhooks to map, starting after the one mapped last, so a job that
+    runs out of time leaves the next job to start where it stopped."""
+    with rt.sessions() as session:
+        shops = sorted(inbox.shops_with_received_deliveries(session))
+    after = bisect.bisect_right(shops, _text(rt.redis.get(_PROCESS_CURSOR)))
+    return shops[after:] + shops[:after]
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")
+
+
+def _mapping_options(rt: runtime.Runtime) -> dict[str, Any]:
+    return {
+        "order_count": history.order_count_lookup(rt),  # Shopify, for customers the ledger lacks
+        "new_order_window": timedelta(hours=rt.settings.new_order_window_hours),
+        "product_fetch": products.product_fetch(rt),  # product details for the emails
     }
-    # One mapper per shop at a time, so first orders are decided in the shopper's order.
-    # The lock is short and renewed per batch: a worker killed while holding it stalls the
-    # shop for at most PROCESS_LOCK_SECONDS, and a job that finds it taken waits only
-    # briefly (the holder drains what arrived; the sweep re-kicks anything left).
+
+
+def _map_next_batch(
+    rt: runtime.Runtime, shop_domain: str, options: dict[str, Any], *, wait: bool
+) -> int | None:
+    """Map the shop's next batch under its mapping lock; None when another worker holds
+    the lock (and `wait` is False, or the wait ran out)."""
     lock = rt.redis.lock(
         f"connector:lock:process:{shop_domain}",
         timeout=PROCESS_LOCK_SECONDS,
+        blocking=wait,
         blocking_timeout=PROCESS_LOCK_WAIT_SECONDS,
     )
     if not lock.acquire():
-        log.info("shop %s is being mapped by another worker; leaving it to that one", shop_domain)
-        return 0
+        return None
     try:
-        while True:
-            count = _process_next_batch(rt, shop_domain, options)
-            if not count:
-                break
-            handled += count
-            lock.reacquire()
-            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain)
-            if time.monotonic() > deadline:  # give the worker to others; continue later
-                queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop_domain, force=True)
-                break
+        return _process_next_batch(rt, shop_domain, options)
     finally:
         try:
             lock.release()
         except LockError:  # it expired while a batch ran long: nothing to give back
             log.warning("mapping lock of shop %s expired before its release", shop_domain)
-    return handled
 
 
 def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str, Any]) -> int:
@@ -155,20 +209,25 @@ def deliverer(rt: runtime.Runtime) -> Deliverer:
             retry_schedule=settings.retry_schedule,
             track_url_override=settings.customerio_track_url,
             http_timeout=settings.http_timeout_seconds,
+            concurrency=settings.delivery_concurrency,
         ),
     )
 
 
 @without_personal_data
-def deliver_pending(shop_domain: str) -> int:
-    """Deliver a shop's due events to its Customer.io workspace."""
+def deliver_pending(shop_domain: str | None = None) -> int:
+    """Deliver due events of every shop (or just `shop_domain`) to their Customer.io
+    workspaces, for about DRAIN_SECONDS."""
     rt = runtime.current()
-    queue.clear_kick(rt.redis, queue.DELIVER, shop_domain)
-    delivered, unfinished = deliverer(rt).drain(
+    queue.clear_kick(rt.redis, queue.DELIVER)
+    drainer = deliverer(rt)
+    drainer.next_after = _text(rt.redis.get(_DELIVER_CURSOR))
+    delivered, unfinished = drainer.drain(
         shop_domain, deadline=time.monotonic() + queue.DRAIN_SECONDS
     )
+    rt.redis.set(_DELIVER_CURSOR, drainer.next_after)
     if unfinished:  # give the worker to others; continue later
-        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop_domain, force=True)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, force=True)
     return delivered
 
 
@@ -179,13 +238,13 @@ def sweep() -> dict[str, int]:
     work = find_work(
         rt.sessions, rt.settings.checkout_hold_hours, rt.settings.unknown_shop_grace_hours
     )
-    for shop in work.shops_to_process:
-        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop, force=True)
-    for shop in work.shops_to_deliver:
-        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop, force=True)
+    if work.shops_to_process:
+        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, force=True)
+    if work.delivery_due:
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, force=True)
     return {
         "shops_to_process": len(work.shops_to_process),
-        "shops_to_deliver": len(work.shops_to_deliver),
+        "delivery_due": int(work.delivery_due),
         "checkouts_expired": work.checkouts_expired,
         "unknown_shop_webhooks_purged": work.unknown_shop_webhooks_purged,
     }

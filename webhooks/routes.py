@@ -85,7 +85,7 @@ def receive() -> ResponseReturnValue:
     if not created:
         return jsonify(status="duplicate"), 200
     kicker: DebouncedKicker = current_app.extensions["kicker"]
-    kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, headers.shop_domain)
+    kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)
     return jsonify(status="accepted"), 200
 
 

@@ -45,7 +45,7 @@ def history_backfill(shop: str, since: datetime, skip_recent_hours: int) -> None
     except ShopifyError as exc:
         raise click.ClickException(f"Shopify: {exc.reason}") from exc
     if result.created and rt.settings.redis_url:
-        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
     click.echo(
         f"{shop}: {result.created} event(s) queued, {result.already_sent} already known, "
         f"{result.skipped} skipped"

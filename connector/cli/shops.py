@@ -62,5 +62,5 @@ def shops_add(
         if new_store:
             mark_history_known(session, shop)
     if rt.settings.redis_url:
-        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
     click.echo(f"{shop}: Customer.io site {site_id} ({region}) saved")

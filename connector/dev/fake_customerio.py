@@ -73,9 +73,11 @@ class FakeCustomerIO:
         self._fail: list[int] = []  # statuses for the next requests
         self._drop = 0
         self._rate_limited_until = 0.0
+        self._rate_limited_sites: dict[str, float] = {}  # site id -> until (epoch)
         self._retry_after: float = 1
         self._delay = 0.0
         self._in_flight = 0
+        self.max_in_flight = 0
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -115,7 +117,9 @@ class FakeCustomerIO:
             self._fail = []
             self._drop = 0
             self._rate_limited_until = 0.0
+            self._rate_limited_sites = {}
             self._delay = 0.0
+            self.max_in_flight = 0
 
     @property
     def in_flight(self) -> int:
@@ -174,10 +178,17 @@ class FakeCustomerIO:
         with self._lock:
             self._fail.extend([status] * n)
 
-    def rate_limit_for(self, seconds: float, retry_after: float = 1) -> None:
-        """Answer 429 with a Retry-After header for the next `seconds` of wall-clock time."""
+    def rate_limit_for(
+        self, seconds: float, retry_after: float = 1, site_id: str | None = None
+    ) -> None:
+        """Answer 429 with a Retry-After header for the next `seconds` of wall-clock time
+        (to one workspace's requests only, when `site_id` is given: limits are per
+        workspace)."""
         with self._lock:
-            self._rate_limited_until = time.time() + seconds
+            if site_id is None:
+                self._rate_limited_until = time.time() + seconds
+            else:
+                self._rate_limited_sites[site_id] = time.time() + seconds
             self._retry_after = retry_after
 
     def set_delay(self, seconds: float) -> None:
@@ -216,12 +227,13 @@ class FakeCustomerIO:
         with self._lock:
             delay = self._delay
             self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
         if delay:
             time.sleep(delay)
         site_id = _basic_user(auth)
         with self._lock:
             self._in_flight -= 1
-            reply = self._fault()
+            reply = self._fault(site_id)
             if reply is None:
                 reply = self._route(method, path, auth, body)
             self.requests.append(
@@ -241,14 +253,17 @@ class FakeCustomerIO:
             print(line, flush=True)
         return reply
 
-    def _fault(self) -> _Reply | None:
+    def _fault(self, site_id: str | None) -> _Reply | None:
         if self._drop:
             self._drop -= 1
             return _Reply(None)
         if self._fail:
             status = self._fail.pop(0)
             return _Reply(status, {"meta": {"errors": [f"injected {status}"]}})
-        if time.time() < self._rate_limited_until:
+        limited_until = max(
+            self._rate_limited_until, self._rate_limited_sites.get(site_id or "", 0)
+        )
+        if time.time() < limited_until:
             body = {"meta": {"errors": ["Too many requests"]}}
             return _Reply(429, body, headers={"Retry-After": _header_number(self._retry_after)})
         return None

@@ -66,8 +66,8 @@ def _after_install(rt: Runtime, shop: str, installed: shops.Installed) -> None:
                 "jobs.tasks.import_history", shop, job_timeout=3600, failure_ttl=7 * 24 * 3600
             )
         if installed.reinstalled:  # pending events waited while the shop was uninstalled
-            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+            queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
         # Webhooks may have arrived while the install was under way: they waited for it.
-        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, shop)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)
     except RedisError:
         log.warning("post-install jobs not queued shop=%s; the sweep resumes delivery", shop)

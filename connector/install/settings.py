@@ -158,7 +158,7 @@ def edit() -> ResponseReturnValue:
         status, status_reason = row.status, row.status_reason
         feed = health.feed_health(db, shop)
     if request.method == "POST" and not errors and request.form.get("action") != "test":
-        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, shop)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
         return redirect(url_for("settings.edit", saved=1))
     # The stored key is never put in the page; a key typed into this very form is kept.
     return render_template(

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, union_all, update
 
 from connector.events import CanonicalEvent, EventName
 from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
@@ -178,38 +178,137 @@ def _due(now: datetime) -> ColumnElement[bool]:
 def claim_due_events(
     session: Session, shop_domain: str, limit: int, lease_seconds: int, max_attempts: int
 ) -> list[Event]:
-    """Lease up to `limit` due events of a shop to this caller, atomically.
+    """Lease up to `limit` due events of one shop (see `claim_due_events_of_shops`)."""
+    return claim_due_events_of_shops(
+        session,
+        per_shop=limit,
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
+        shop_domain=shop_domain,
+    )
 
-    A conditional UPDATE takes the lease, so two workers never claim the same event; an
-    expired lease (a worker killed mid-send) makes the event due again. Such an abandoned
-    send counts as an attempt, so an event that stops the worker every time it is sent
-    fails after `max_attempts` instead of being retried forever.
+
+# Which shops have pending events, one index seek per shop (a "loose index scan" on
+# ix_events_pending), from the first shop after :after, at most :most of them. The literal
+# 'pending' lets both databases use the partial index.
+_PENDING_SHOPS = text(
+    """
+    WITH RECURSIVE pending(shop, n) AS (
+        SELECT (SELECT min(shop_domain) FROM events
+                WHERE status = 'pending' AND shop_domain > :after), 1
+        UNION ALL
+        SELECT (SELECT min(later.shop_domain) FROM events AS later
+                WHERE later.status = 'pending' AND later.shop_domain > pending.shop), n + 1
+        FROM pending WHERE pending.shop IS NOT NULL AND n < :most
+    )
+    SELECT shop FROM pending WHERE shop IS NOT NULL
+    """
+)
+_IS_PENDING = text("events.status = 'pending'")
+
+
+def shops_with_pending_events(session: Session, after: str, most: int) -> list[str]:
+    """Up to `most` shops with pending events, in name order starting after `after` and
+    wrapping around (so a claim that cannot take every shop takes the next ones next)."""
+    found = [str(shop) for shop in session.scalars(_PENDING_SHOPS, {"after": after, "most": most})]
+    if after and len(found) < most:
+        wrapped = session.scalars(_PENDING_SHOPS, {"after": "", "most": most - len(found)})
+        found += [str(shop) for shop in wrapped if shop <= after]
+    return found
+
+
+def claim_due_events_of_shops(
+    session: Session,
+    *,
+    per_shop: int,
+    lease_seconds: int,
+    max_attempts: int,
+    shop_domain: str | None = None,
+    skip_shops: Iterable[str] = (),
+    after: str = "",
+    max_shops: int = 64,
+) -> list[Event]:
+    """Lease due events to this caller, atomically: the oldest `per_shop` of each of up to
+    `max_shops` active, configured shops (the next ones after `after`, or just
+    `shop_domain`), ordered by shop.
+
+    Fair by construction: a shop with a large backlog gives at most `per_shop` events to a
+    claim, so it cannot push another shop's new order out. Each shop's events come from
+    an index of pending events only, so a claim reads what it takes, not the backlog.
+    The lease is taken by a conditional UPDATE of rows locked with SKIP LOCKED (PostgreSQL;
+    SQLite has one writer at a time), so two workers never claim the same event; an expired
+    lease (a worker killed mid-send) makes the event due again. Such an abandoned send
+    counts as an attempt, so an event that stops the worker every time it is sent fails
+    after `max_attempts` instead of being retried forever.
     """
     now = utcnow()
-    candidates = session.execute(
+    if shop_domain is not None:
+        shops = [shop_domain]
+    else:  # inactive shops may hold pending events: look a little further than needed
+        shops = shops_with_pending_events(session, after, max_shops * 4)
+    deliverable = set(
+        session.scalars(
+            select(Shop.domain).where(
+                Shop.domain.in_(shops),
+                Shop.status == ShopStatus.ACTIVE,
+                Shop.cio_site_id.is_not(None),
+            )
+        )
+    )
+    skipped = set(skip_shops)
+    shops = [shop for shop in shops if shop in deliverable and shop not in skipped][:max_shops]
+    if not shops:
+        return []
+    per_shop_queries = [
         select(Event.id, Event.lease_owner)
-        .where(Event.shop_domain == shop_domain, _due(now))
+        .where(Event.shop_domain == shop, _IS_PENDING, _due(now))
         .order_by(Event.occurred_at)
-        .limit(limit)
-    ).all()
+        .limit(per_shop)
+        .subquery()
+        for shop in shops
+    ]
+    candidates = session.execute(union_all(*(select(query) for query in per_shop_queries))).all()
     if not candidates:
         return []
     abandoned = [event_id for event_id, owner in candidates if owner is not None]
     if abandoned:
         _count_abandoned(session, abandoned, now, max_attempts)
     owner = str(uuid.uuid4())
+    ids = [event_id for event_id, _ in candidates]
+    unlocked = select(Event.id).where(Event.id.in_(ids)).with_for_update(skip_locked=True)
+    # Still due? The status is tested through a function so that the planner finds the rows
+    # by id (without statistics, SQLite would rather walk the status index: the backlog).
+    still_due = and_(
+        func.coalesce(Event.status, "") == EventStatus.PENDING,
+        or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
+        or_(Event.lease_until.is_(None), Event.lease_until < now),
+    )
     session.execute(
         update(Event)
-        .where(Event.id.in_([event_id for event_id, _ in candidates]), _due(now))
+        .where(Event.id.in_(unlocked.scalar_subquery()), still_due)
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
     session.flush()
     return list(
         session.scalars(
-            select(Event).where(Event.lease_owner == owner).order_by(Event.occurred_at)
+            select(Event)
+            .where(Event.id.in_(ids), Event.lease_owner == owner)
+            .order_by(Event.shop_domain, Event.occurred_at)
         ).all()
     )
+
+
+def release_unsent(session: Session, event_ids: list[str], due_at: datetime) -> None:
+    """Give back leased events that were not sent (their workspace must wait): no attempt
+    is counted, and they are due again at `due_at`."""
+    if event_ids:
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(event_ids), Event.status == EventStatus.PENDING)
+            .values(lease_owner=None, lease_until=None, next_attempt_at=due_at)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _count_abandoned(
@@ -240,14 +339,15 @@ def _count_abandoned(
     session.flush()
 
 
-def shops_with_due_events(session: Session) -> list[str]:
-    """The active shops that have events due for delivery."""
+def has_due_events(session: Session) -> bool:
+    """Whether any active, configured shop has an event due for delivery."""
     query = (
-        select(Event.shop_domain)
+        select(Event.id)
         .join(Shop, Shop.domain == Event.shop_domain)
-        .where(Shop.status == ShopStatus.ACTIVE, _due(utcnow()))
+        .where(Shop.status == ShopStatus.ACTIVE, Shop.cio_site_id.is_not(None), _due(utcnow()))
+        .limit(1)
     )
-    return list(session.scalars(query.distinct()).all())
+    return session.scalars(query).first() is not None
 
 
 def expire_held_checkouts(session: Session, hold_hours: int) -> int:

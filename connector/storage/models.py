@@ -303,6 +303,16 @@ def checkout_token() -> ColumnElement[str]:
 Index("ix_events_natural_key", Event.natural_key)
 Index("ix_events_shop_occurred", Event.shop_domain, Event.occurred_at)
 Index("ix_events_checkout_token", checkout_token())
+# Delivery's claims: each shop's oldest pending events, and which shops have any, found
+# without reading a shop's whole backlog (the index holds only pending events).
+_PENDING = text("status = 'pending'")
+Index(
+    "ix_events_pending",
+    Event.shop_domain,
+    Event.occurred_at,
+    postgresql_where=_PENDING,
+    sqlite_where=_PENDING,
+)
 
 
 class PrivacyExport(Base):

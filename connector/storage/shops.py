@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connector.statuses import EventStatus, ShopStatus
 from connector.storage.db import Session
@@ -54,6 +54,13 @@ class Installed:
 
 def get_shop(session: Session, domain: str) -> Shop | None:
     return session.get(Shop, domain)
+
+
+def get_shops(session: Session, domains: list[str]) -> list[Shop]:
+    """The stored shops among `domains`, in one query."""
+    if not domains:
+        return []
+    return list(session.scalars(select(Shop).where(Shop.domain.in_(domains))).all())
 
 
 def save_customerio_settings(session: Session, domain: str, settings: CustomerioSettings) -> Shop:

@@ -47,7 +47,7 @@ def test_a_kick_skipped_within_the_window_is_made_when_it_ends(
     clock = FakeClock()
     kicker = client.application.extensions["kicker"] = debounced_kicker(clock)
     jobs = Queue(rt.settings.queue_name, connection=redis_conn)
-    flag = queue.flag_key(queue.PROCESS, SHOP)
+    flag = queue.flag_key(queue.PROCESS)
     post_webhook(client, "orders/create", order(1), "k-1")  # kicks: a drain job is queued
     assert jobs.count == 1
     process_inbox(SHOP)  # that job runs (clearing the flag) before the next webhook lands
@@ -70,7 +70,7 @@ def test_kicks_outside_the_window_queue_a_new_job(
     client.application.extensions["kicker"] = debounced_kicker(clock)
     jobs = Queue(rt.settings.queue_name, connection=redis_conn)
     post_webhook(client, "orders/create", order(1), "w-1")
-    queue.clear_kick(redis_conn, queue.PROCESS, SHOP)  # as a starting drain would
+    queue.clear_kick(redis_conn, queue.PROCESS)  # as a starting drain would
     post_webhook(client, "orders/create", order(2), "w-2")
     assert jobs.count == 1
     clock.now += WINDOW * 1.1
@@ -83,7 +83,7 @@ def test_the_sweep_gets_past_a_stale_flag(
 ) -> None:
     post_webhook(client, "orders/create", order(1), "s-1")
     Queue(rt.settings.queue_name, connection=redis_conn).empty()  # the job is lost...
-    assert redis_conn.exists(queue.flag_key(queue.PROCESS, SHOP))  # ...its flag is not
+    assert redis_conn.exists(queue.flag_key(queue.PROCESS))  # ...its flag is not
     assert sweep()["shops_to_process"] == 1
     run_jobs(rt)
     assert inbox_states(rt) == ["processed"]

@@ -1,0 +1,210 @@
+"""Many shops: work reaches the workers per stage, not per shop; sends to different
+workspaces overlap; one shop's backlog, rate limit or lock never holds up another shop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from flask.testing import FlaskClient
+from rq import Queue, SimpleWorker
+from sqlalchemy import func, insert, select
+
+from connector.dev.fake_customerio import FakeCustomerIO
+from connector.runtime import Runtime
+from connector.statuses import EventStatus, InboxState
+from connector.storage import events
+from connector.storage.db import transaction
+from connector.storage.models import Event, WebhookDelivery
+from connector.timeutil import utcnow
+from jobs import queue
+from jobs.ratelimit import RateLimiter
+from jobs.tasks import deliverer, process_inbox
+from tests.support import API_KEY, add_shop, make_order, post_webhook
+from webhooks.mapping import map_order
+
+NOW = utcnow()
+
+
+def shop_name(number: int) -> str:
+    return f"shop-{number:04d}.myshopify.com"
+
+
+def site_of(number: int) -> str:
+    return f"site-{number:04d}"
+
+
+def add_shops(rt: Runtime, fake: FakeCustomerIO, count: int) -> list[str]:
+    """`count` installed shops, each with its own Customer.io workspace."""
+    shops = []
+    for number in range(count):
+        add_shop(rt, shop_name(number), cio_site_id=site_of(number))
+        fake.set_credentials(site_of(number), API_KEY)
+        shops.append(shop_name(number))
+    return shops
+
+
+def store_order(rt: Runtime, shop: str, order_id: int) -> str:
+    event = map_order(make_order(order_id, when=NOW.isoformat()), shop_domain=shop)
+    with transaction(rt.sessions) as session:
+        events.add_validated(session, event, [])
+    return event.id
+
+
+def store_backlog(rt: Runtime, shop: str, count: int) -> None:
+    """`count` due order_placed events of one shop, older than anything else, in bulk."""
+    template_id = store_order(rt, shop, 1)
+    with transaction(rt.sessions) as session:
+        template = session.get(Event, template_id)
+        columns = {c.key: getattr(template, c.key) for c in Event.__table__.columns}
+        rows: list[dict[str, Any]] = []
+        for number in range(2, count + 1):
+            rows.append(
+                {
+                    **columns,
+                    "id": f"01J{number:023d}",  # a ULID, as Customer.io wants
+                    "natural_key": str(number),
+                    "occurred_at": NOW - timedelta(days=1, seconds=number),
+                }
+            )
+        session.execute(insert(Event), rows)
+
+
+def delivered_sites(fake: FakeCustomerIO) -> dict[str, int]:
+    sites: dict[str, int] = {}
+    for request in fake.requests:
+        if request["path"].startswith("/api/v2/batch") and request["status"] == 200:
+            sites[request["site_id"]] = sites.get(request["site_id"], 0) + 1
+    return sites
+
+
+def test_a_burst_over_many_shops_is_drained_by_a_few_jobs(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    shops = add_shops(rt, fake_customerio, 30)
+    jobs = Queue(rt.settings.queue_name, connection=rt.redis)
+    for number, shop in enumerate(shops):
+        order = make_order(7_000_000 + number)
+        assert post_webhook(client, "orders/create", order, f"m-{number}", shop).status_code == 200
+    assert jobs.count == 1  # one mapping drain for all thirty shops, not one per shop
+
+    worker = SimpleWorker([jobs], connection=rt.redis)
+    worker.work(burst=True)
+
+    assert worker.successful_job_count <= 3  # map, deliver (and at most one more kick)
+    assert worker.failed_job_count == 0
+    assert len(fake_customerio.events_named("order_placed")) == 30
+    assert fake_customerio.duplicate_events == 0
+    # Each shop's order went to its own workspace, in one request each.
+    assert delivered_sites(fake_customerio) == {site_of(n): 1 for n in range(30)}
+
+
+def test_sends_to_different_workspaces_overlap(
+    rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    shops = add_shops(rt, fake_customerio, 8)
+    for number, shop in enumerate(shops):
+        store_order(rt, shop, 100 + number)
+    fake_customerio.set_delay(0.3)
+
+    started = time.monotonic()
+    delivered, unfinished = deliverer(rt).drain()
+    elapsed = time.monotonic() - started
+
+    assert (delivered, unfinished) == (8, False)
+    assert fake_customerio.max_in_flight == 8  # all eight workspaces at once
+    assert elapsed < 8 * 0.3 / 2  # one after the other would take 2.4 s
+
+
+def test_a_shop_with_a_large_backlog_does_not_delay_another_shops_new_order(
+    rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    busy, quiet = add_shops(rt, fake_customerio, 2)
+    store_backlog(rt, busy, 50_000)
+    new_order = store_order(rt, quiet, 999)
+    fake_customerio.set_delay(0.02)
+
+    started = time.monotonic()
+    deliverer(rt).drain(deadline=time.monotonic() + 2.0)
+
+    with rt.sessions() as session:
+        quiet_event = session.get(Event, new_order)
+        assert quiet_event.status == EventStatus.DELIVERED
+        busy_delivered = session.scalar(
+            select(func.count()).where(
+                Event.shop_domain == busy, Event.status == EventStatus.DELIVERED
+            )
+        )
+    arrived = next(
+        request["monotonic"]
+        for request in fake_customerio.requests
+        if request["site_id"] == site_of(1)
+    )
+    assert arrived - started < 1.0
+    assert busy_delivered > 50  # the busy shop kept going meanwhile
+
+
+def test_a_rate_limited_workspace_pauses_alone(
+    rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    limited, fine = add_shops(rt, fake_customerio, 2)
+    fake_customerio.rate_limit_for(60, retry_after=30, site_id=site_of(0))
+    held = store_order(rt, limited, 1)
+    sent = [store_order(rt, fine, 2), store_order(rt, fine, 3)]
+
+    deliverer(rt).drain()
+    store_order(rt, limited, 4)  # arrives during the pause: not even tried
+    sent.append(store_order(rt, fine, 5))
+    deliverer(rt).drain()
+
+    with rt.sessions() as session:
+        for event_id in sent:
+            assert session.get(Event, event_id).status == EventStatus.DELIVERED
+        waiting = session.get(Event, held)
+        assert waiting.status == EventStatus.PENDING and waiting.attempts == 1
+        assert waiting.next_attempt_at >= utcnow() + timedelta(seconds=25)
+    limiter = RateLimiter(rt.redis, rt.settings.delivery_rate_per_second)
+    assert limiter.paused_for(site_of(0)) > 25 and limiter.paused_for(site_of(1)) == 0
+    assert delivered_sites(fake_customerio) == {site_of(1): 2}
+    assert sum(1 for r in fake_customerio.requests if r["site_id"] == site_of(0)) == 1
+
+
+def test_two_workers_draining_many_shops_send_each_event_once(
+    rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    shops = add_shops(rt, fake_customerio, 20)
+    for number in range(400):
+        store_order(rt, shops[number % 20], 10_000 + number)
+    fake_customerio.set_delay(0.01)
+
+    threads = [threading.Thread(target=deliverer(rt).drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(fake_customerio.events_named("order_placed")) == 400
+    assert fake_customerio.duplicate_events == 0
+    with rt.sessions() as session:
+        statuses = session.scalars(select(Event.status)).all()
+    assert set(statuses) == {EventStatus.DELIVERED}
+
+
+def test_a_shop_being_mapped_elsewhere_does_not_hold_up_the_others(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    held, free = add_shops(rt, fake_customerio, 2)
+    rt.redis.set(f"connector:lock:process:{held}", "another-worker", px=1500)
+    post_webhook(client, "orders/create", make_order(8_000_001), "h-1", held)
+    post_webhook(client, "orders/create", make_order(8_000_002), "f-1", free)
+
+    assert process_inbox() == 2  # the free shop first; then it waits out the stale lock
+
+    with rt.sessions() as session:
+        rows = session.scalars(select(WebhookDelivery)).all()
+        assert {row.state for row in rows} == {InboxState.PROCESSED}
+        made = {e.shop_domain: e.created_at for e in session.scalars(select(Event)).all()}
+    assert made[free] < made[held]
+    assert rt.redis.exists(queue.flag_key(queue.DELIVER))  # delivery was nudged
