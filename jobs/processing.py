@@ -11,6 +11,7 @@ from typing import Any
 
 from connector import metrics
 from connector.events import IDENTIFY_ONLY, CanonicalEvent, EventName, Person, stable_event_id
+from connector.identity import person_key
 from connector.spec import TrackSpec, validate
 from connector.statuses import EventStatus, InboxState
 from connector.storage import events, inbox, ledger
@@ -127,6 +128,7 @@ def process_batch(
             session, shop_domain, product_ids(p for _, p in parsed), product_fetch
         ),
     )
+    ledger.prefetch_first_orders(session, shop_domain, _order_people(parsed, batch))
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
         for row, payload in parsed:
@@ -179,6 +181,20 @@ def _event_ids(shop_domain: str, parsed: list[tuple[WebhookDelivery, Any]]) -> s
             token = str(payload["checkout_token"])
             ids.add(stable_event_id(shop_domain, EventName.CHECKOUT_STARTED, token))
     return ids
+
+
+def _order_people(parsed: list[tuple[WebhookDelivery, Any]], batch: Batch) -> set[str]:
+    """Whom the batch's orders may be placed for: their customer id or email, and the
+    customer a guest email is known to belong to."""
+    people = set()
+    for row, payload in parsed:
+        if row.topic not in ORDER_PLACING_TOPICS or not isinstance(payload, dict):
+            continue
+        customer_id, email = shopper_of(payload)
+        people.add(person_key(customer_id, email))
+        if email in batch.known_customers:
+            people.add(batch.known_customers[email])
+    return {person for person in people if person}
 
 
 def _later_orders(parsed: list[tuple[WebhookDelivery, Any]]) -> dict[str, int]:

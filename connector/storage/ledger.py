@@ -24,9 +24,40 @@ def first_order_id(session: Session, shop_domain: str, person_key: str) -> str |
     return ledger[0] if ledger is not None else None
 
 
+# (shop, person key) -> (first order id, ordered at), or None for no row yet: what this unit
+# of work knows of the ledger, from rows it locked (prefetch) or wrote itself.
+_KNOWN = "first orders known to this unit of work"
+
+
+def prefetch_first_orders(session: Session, shop_domain: str, person_keys: Iterable[str]) -> None:
+    """Load and lock the ledger rows of these people in one query, so that `first_order`
+    asks the database only about people not named here."""
+    keys = sorted(set(person_keys))
+    if not keys:
+        return
+    found = session.scalars(
+        select(CustomerLedger)
+        .where(CustomerLedger.shop_domain == shop_domain, CustomerLedger.person_key.in_(keys))
+        .with_for_update()
+    ).all()
+    known = session.info.setdefault(_KNOWN, {})
+    known.update({(shop_domain, key): None for key in keys})
+    known.update(
+        {(shop_domain, row.person_key): (row.first_order_id, row.first_order_at) for row in found}
+    )
+
+
+def _known(session: Session) -> dict[tuple[str, str], tuple[str, datetime] | None]:
+    return session.info.setdefault(_KNOWN, {})  # type: ignore[no-any-return]
+
+
 def first_order(session: Session, shop_domain: str, person_key: str) -> tuple[str, datetime] | None:
     """(order id, ordered at) the ledger holds as the person's first, locking the row."""
-    ledger = session.get(CustomerLedger, (shop_domain, person_key), with_for_update=True)
+    key = (shop_domain, person_key)
+    known = _known(session)
+    if key in known:
+        return known[key]
+    ledger = session.get(CustomerLedger, key, with_for_update=True)
     return (ledger.first_order_id, ledger.first_order_at) if ledger is not None else None
 
 
@@ -41,6 +72,7 @@ def move_first_order(
         ordered_at,
         utcnow(),
     )
+    _known(session)[(shop_domain, person_key)] = (order_id, ordered_at)
 
 
 def claim_first_order(
@@ -58,7 +90,10 @@ def claim_first_order(
         "first_order_at": ordered_at,
         "decided_at": utcnow(),
     }
+    key = (shop_domain, person_key)
+    _known(session).pop(key, None)
     if _insert_ignore(session, _table(CustomerLedger), values):
+        _known(session)[key] = (order_id, ordered_at)  # the row is ours (locked) until commit
         return order_id
     ledger = session.get(CustomerLedger, (shop_domain, person_key))  # a concurrent claim won
     assert ledger is not None
@@ -111,6 +146,7 @@ def seed_order(
     """Record a historical order, first for its customer unless the ledger knows an earlier
     one (history is read oldest first); False when the order was already recorded."""
     values = {"shop_domain": shop_domain, "person_key": person_key}
+    _known(session).pop((shop_domain, person_key), None)
     _insert_ignore(
         session,
         _table(CustomerLedger),
