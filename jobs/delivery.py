@@ -163,6 +163,7 @@ class BatchOutcome:
     sent: list[Sent] = field(default_factory=list)
     unsent: list[str] = field(default_factory=list)
     rest_seconds: float = 0.0
+    error: Exception | None = None  # an outage met while sending (Redis): raised once recorded
 
 
 class Deliverer:
@@ -218,6 +219,8 @@ class Deliverer:
                     outcomes = list(pool.map(self._send_batch, batches))
                 delivered += self._record(outcomes)
                 for outcome in outcomes:
+                    if outcome.error is not None:  # what was sent is recorded: now fail the job
+                        raise outcome.error
                     if outcome.rest_seconds > 0:
                         resting[outcome.batch.shop_domain] = now + outcome.rest_seconds
 
@@ -290,13 +293,18 @@ class Deliverer:
         must wait (what is left is given back unsent)."""
         outcome = BatchOutcome(batch)
         size = self.policy.batch_size
-        for start in range(0, len(batch.event_ids), size):
-            chunk = slice(start, start + size)
-            if not self._send(
-                batch.client, batch.event_ids[chunk], batch.operations[chunk], outcome
-            ):
-                outcome.unsent.extend(batch.event_ids[start + size :])
-                break
+        try:
+            for start in range(0, len(batch.event_ids), size):
+                chunk = slice(start, start + size)
+                ids, operations = batch.event_ids[chunk], batch.operations[chunk]
+                if not self._send(batch.client, ids, operations, outcome):
+                    outcome.unsent.extend(batch.event_ids[start + size :])
+                    break
+        except Exception as exc:  # e.g. Redis gone: the other shops' sends still get recorded
+            done = {event_id for sent in outcome.sent for event_id in sent.event_ids}
+            done.update(outcome.unsent)
+            outcome.unsent.extend(e for e in batch.event_ids if e not in done)
+            outcome.error = exc
         return outcome
 
     def _send(

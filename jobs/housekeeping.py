@@ -21,12 +21,14 @@ class SweepResult:
 
 def find_work(sessions: Sessions, hold_hours: int, unknown_shop_grace_hours: int) -> SweepResult:
     """Expire anonymous checkouts held too long; purge the webhooks of shops that never
-    installed once their grace period is over; list the shops with work waiting."""
+    installed once their grace period is over (and mark why the others wait); list the
+    shops with work waiting."""
     with transaction(sessions) as session:
         expired = events.expire_held_checkouts(session, hold_hours)
         purged = inbox.purge_unknown_shops(
             session, utcnow() - timedelta(hours=unknown_shop_grace_hours)
         )
+        inbox.hold_unknown_shops(session)  # say why the rest wait
         return SweepResult(
             shops_to_process=inbox.shops_with_received_deliveries(session),
             delivery_due=events.has_due_events(session),

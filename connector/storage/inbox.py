@@ -100,6 +100,23 @@ def hold_for_install(session: Session, shop_domain: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def hold_unknown_shops(session: Session) -> int:
+    """Say why the webhooks of shops that never installed wait (`hold_for_install`, for
+    every such shop in one statement); the drains only visit installed shops."""
+    known = select(Shop.domain).where(Shop.domain == WebhookDelivery.shop_domain).exists()
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.state == InboxState.RECEIVED,
+            WebhookDelivery.state_reason.is_(None),
+            ~known,
+        )
+        .values(state_reason=UNKNOWN_SHOP)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def purge_unknown_shops(session: Session, received_before: datetime) -> int:
     """Delete the webhooks of shops that never installed, once their grace period is over."""
     known = select(Shop.domain).where(Shop.domain == WebhookDelivery.shop_domain).exists()
