@@ -219,8 +219,8 @@ def _wait_idle(instance: Instance, workers: int, timeout: float = 60.0) -> None:
 
 
 def _warm_up(port: int, requests: int = 16) -> None:
-    """GET /readyz from a few connections at once, so both gunicorn workers have loaded the
-    app and opened their database and Redis connections before the first order."""
+    """GET /readyz from a few connections at once, so gunicorn's workers have loaded the app
+    and opened their database and Redis connections before the first order."""
 
     def ready(_n: int) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
