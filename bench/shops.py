@@ -458,7 +458,11 @@ def summary_table(runs: list[ShopsRun]) -> str:
                 verdict(ratio <= SPREAD_TARGET),
             ]
         )
-    shops = " / ".join(f"{run.shops:,}" for run in runs)
+    shops = (
+        _shops(runs[0].shops)
+        if len(runs) == 1
+        else " / ".join(f"{run.shops:,}" for run in runs) + " shops"
+    )
 
     def each(value: Callable[[ShopsRun], object]) -> str:
         return " / ".join(str(value(run)) for run in runs)
@@ -466,7 +470,7 @@ def summary_table(runs: list[ShopsRun]) -> str:
     undelivered = [run.lost + run.late for run in runs]
     rows.append(
         [
-            f"lost, late included ({shops} shops)",
+            f"lost, late included ({shops})",
             " / ".join(map(str, undelivered)),
             "0",
             verdict(not any(undelivered)),
@@ -474,7 +478,7 @@ def summary_table(runs: list[ShopsRun]) -> str:
     )
     rows.append(
         [
-            f"duplicates at Customer.io ({shops} shops)",
+            f"duplicates at Customer.io ({shops})",
             each(lambda run: run.duplicates),
             "0",
             verdict(not any(run.duplicates for run in runs)),
@@ -483,7 +487,7 @@ def summary_table(runs: list[ShopsRun]) -> str:
     limit = min((run.rate_limit for run in runs), default=0.0)
     rows.append(
         [
-            f"max requests in 1 s to one workspace ({shops} shops)",
+            f"max requests in 1 s to one workspace ({shops})",
             each(lambda run: run.busiest_workspace_1s),
             f"<= {limit:g}",
             verdict(all(run.busiest_workspace_1s <= run.rate_limit for run in runs)),
