@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from connector.statuses import EventStatus, InboxState
 from connector.storage.models import Event, WebhookDelivery
 from rq import Queue, Worker
 from rq.cron import CronScheduler
+from rq.job import Job
 from sqlalchemy import Engine, and_, select
 
 from payloads import TOPIC
@@ -112,7 +113,7 @@ class ShopsRun:
     jobs: int  # RQ jobs the workers ended (finished or failed) during the window
     failed_jobs: int
     max_queued: int  # most jobs waiting in the queue at once (sampled every 0.25 s)
-    queued_at_end: int  # jobs still in the queue when the wait ended
+    queued_at_end: Counter[str]  # jobs still in the queue when the wait ended, by function
     # From the database, per order answered 200 (NEVER: not there when the wait ended):
     to_mapped: list[float] = field(default_factory=list)  # received_at -> processed_at
     to_delivered: list[float] = field(default_factory=list)  # -> order_placed delivered_at
@@ -174,7 +175,7 @@ def run_shops(
             drain = time.monotonic() - posted
             window = time.time() - first_post
             jobs, failed = _jobs_done(instance)
-            queued = queue.count
+            queued = _queued_by_function(queue)
         children.stop_all()
 
         run = ShopsRun(
@@ -264,6 +265,12 @@ class _QueueWatch:
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             self.most = max(self.most, self.queue.count)
+
+
+def _queued_by_function(queue: Queue) -> Counter[str]:
+    """The jobs waiting in `queue`, counted by function (`deliver_pending`, `sweep`...)."""
+    jobs = Job.fetch_many(queue.get_job_ids(), connection=queue.connection)
+    return Counter(job.func_name.rsplit(".", 1)[-1] for job in jobs if job is not None)
 
 
 def _settled(instance: Instance, load: PostStats) -> bool:
@@ -418,7 +425,7 @@ def work_table(runs: list[ShopsRun]) -> str:
                 jobs,
                 _per_second(run.jobs, run.window_seconds),
                 f"{run.jobs / run.accepted:.1f}" if run.accepted else "-",
-                f"{run.max_queued}/{run.queued_at_end}",
+                f"{run.max_queued}/{run.queued_at_end.total()}",
                 _per_second(run.requests, run.window_seconds),
                 f"{run.events_at_cio / run.requests:.1f}" if run.requests else "-",
                 f"{run.busiest_workspace_1s}/{run.rate_limit:g}",
@@ -431,9 +438,14 @@ def work_table(runs: list[ShopsRun]) -> str:
     header += ["queued max/end", "cio req/s", "ev/request", "max req/1s one ws"]
     header += ["late", "lost", "dup"]
     workers = runs[0].workers if runs else 0
-    return table(
-        f"Many shops: work ({workers} RQ workers, window: first post -> settled)", header, rows
-    )
+    notes = [
+        f"queued at the end, {_shops(run.shops)}: "
+        + ", ".join(f"{name} {n}" for name, n in run.queued_at_end.most_common())
+        for run in runs
+        if run.queued_at_end
+    ]
+    title = f"Many shops: work ({workers} RQ workers, window: first post -> settled)"
+    return "\n".join([table(title, header, rows), *notes])
 
 
 def summary_table(runs: list[ShopsRun]) -> str:
