@@ -59,6 +59,7 @@ from run import print_log_tails, table, terminate_on_signal, verdict
 from stack import (
     REDIS_SERVER,
     Instance,
+    Workspace,
     add_shops,
     create_instance,
     event_statuses,
@@ -147,58 +148,74 @@ def run_shops(
 ) -> ShopsRun:
     """Post `args.rate` orders/s for `args.seconds` over `shops` shops; wait; measure."""
     spaces = workspaces(shops)
-    fake = FakeCustomerIO({w.site_id: w.api_key for w in spaces}).start()
-    fake.set_delay(CIO_DELAY)
-    label = f"shops-{shops}"
-    instance = create_instance(
-        label, workdir, redis_url=redis_url, pg_url=args.database_url, track_url=fake.url
-    )
-    try:
-        started = time.monotonic()
-        add_shops(instance, spaces)
-        registered = time.monotonic() - started
-        requests = distinct_orders(int(args.rate * args.seconds), tag, [w.shop for w in spaces])
-        port = start_web(children, CONNECTOR_APP, instance.env, workdir / f"{label}-web.log")
-        for n in range(args.workers):
-            log = workdir / f"{label}-worker-{n}.log"
-            children.start([*CONNECTOR, "worker"], instance.env, log)
-        _wait_idle(instance, args.workers)
-        _warm_up(port)
-        jobs_before, failed_before = _jobs_done(instance)
-
-        queue = Queue(instance.env["CONNECTOR_QUEUE"], connection=instance.redis)
-        with _QueueWatch(queue) as watch:
-            first_post = time.time()
-            load = post_all(port, requests, threads=8, rate=args.rate)
-            posted = time.monotonic()
-            settled = wait_until(lambda: _settled(instance, load), args.drain_timeout, 0.2)
-            drain = time.monotonic() - posted
-            window = time.time() - first_post
-            jobs, failed = _jobs_done(instance)
-            queued = _queued_by_function(queue)
-        children.stop_all()
-
-        run = ShopsRun(
-            shops=shops,
-            workers=args.workers,
-            rate_limit=float(instance.env["DELIVERY_RATE_PER_SECOND"]),
-            registered_seconds=registered,
-            load=load,
-            settled=settled,
-            window_seconds=window,
-            drain_seconds=drain,
-            jobs=jobs - jobs_before,
-            failed_jobs=failed - failed_before,
-            max_queued=watch.most,
-            queued_at_end=queued,
+    with FakeCustomerIO({w.site_id: w.api_key for w in spaces}) as fake:
+        fake.set_delay(CIO_DELAY)
+        instance = create_instance(
+            f"shops-{shops}",
+            workdir,
+            redis_url=redis_url,
+            pg_url=args.database_url,
+            track_url=fake.url,
         )
-        _measure_orders(run, instance, fake, tag)
-        _measure_requests(run, fake)
-        return run
-    finally:
-        children.stop_all()
-        fake.stop()
-        instance.close()
+        try:
+            return _post_and_measure(workdir, children, instance, fake, spaces, tag, args)
+        finally:
+            children.stop_all()
+            instance.close()
+
+
+def _post_and_measure(
+    workdir: Path,
+    children: Children,
+    instance: Instance,
+    fake: FakeCustomerIO,
+    spaces: list[Workspace],
+    tag: int,
+    args: argparse.Namespace,
+) -> ShopsRun:
+    """Register the shops, start the processes, post, wait until settled, measure."""
+    label = instance.label
+    started = time.monotonic()
+    add_shops(instance, spaces)
+    registered = time.monotonic() - started
+    requests = distinct_orders(int(args.rate * args.seconds), tag, [w.shop for w in spaces])
+    port = start_web(children, CONNECTOR_APP, instance.env, workdir / f"{label}-web.log")
+    for n in range(args.workers):
+        log = workdir / f"{label}-worker-{n}.log"
+        children.start([*CONNECTOR, "worker"], instance.env, log)
+    _wait_idle(instance, args.workers)
+    _warm_up(port)
+    jobs_before, failed_before = _jobs_done(instance)
+
+    queue = Queue(instance.env["CONNECTOR_QUEUE"], connection=instance.redis)
+    with _QueueWatch(queue) as watch:
+        first_post = time.time()
+        load = post_all(port, requests, threads=8, rate=args.rate)
+        posted = time.monotonic()
+        settled = wait_until(lambda: _settled(instance, load), args.drain_timeout, 0.2)
+        drain = time.monotonic() - posted
+        window = time.time() - first_post
+        jobs, failed = _jobs_done(instance)
+        queued = _queued_by_function(queue)
+    children.stop_all()
+
+    run = ShopsRun(
+        shops=len(spaces),
+        workers=args.workers,
+        rate_limit=float(instance.env["DELIVERY_RATE_PER_SECOND"]),
+        registered_seconds=registered,
+        load=load,
+        settled=settled,
+        window_seconds=window,
+        drain_seconds=drain,
+        jobs=jobs - jobs_before,
+        failed_jobs=failed - failed_before,
+        max_queued=watch.most,
+        queued_at_end=queued,
+    )
+    _measure_orders(run, instance, fake, tag)
+    _measure_requests(run, fake)
+    return run
 
 
 def _wait_idle(instance: Instance, workers: int, timeout: float = 60.0) -> None:
