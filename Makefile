@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench faults fuzz clean screenshots
+.PHONY: run test lint bench bench-shops faults fuzz clean screenshots
 
 $(BIN)/connector: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ fuzz: $(BIN)/connector
 
 bench: $(BIN)/connector
 	$(BIN)/python bench/run.py
+
+## Many shops: 200 orders/s for 10 s spread over 1, 100 and 1,000 shops (each with its own
+## Customer.io workspace), gunicorn + 2 RQ workers; latency, work and PASS/FAIL per run.
+## Options: make bench-shops ARGS="--shops 1,10 --seconds 3".
+bench-shops: $(BIN)/connector
+	$(BIN)/python bench/shops.py $(ARGS)
 
 ## Run the fault suite (tests/faults, also part of `make test`) and print its table;
 ## `bench/faults.py --write-doc` also puts the table into docs/reliability.md.

@@ -58,12 +58,12 @@ def body_of(order: dict[str, Any]) -> bytes:
     return _dump(order).encode()
 
 
-def headers_for(body: bytes, event_id: str | None = None) -> dict[str, str]:
-    """Shopify's delivery headers; the HMAC covers only the body."""
+def headers_for(body: bytes, event_id: str | None = None, shop: str = SHOP) -> dict[str, str]:
+    """Shopify's delivery headers for `shop`; the HMAC covers only the body."""
     headers = {
         "Content-Type": "application/json",
         "X-Shopify-Topic": TOPIC,
-        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-Shop-Domain": shop,
         "X-Shopify-Hmac-Sha256": sign(body, SECRET),
         "X-Shopify-API-Version": "2026-07",
         "X-Shopify-Triggered-At": "2026-07-14T10:21:40Z",

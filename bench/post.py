@@ -6,10 +6,11 @@ import http.client
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from payloads import base_order, body_of, headers_for, order_variant
+from payloads import SHOP, base_order, body_of, headers_for, order_variant
 
 PATH = "/webhooks/shopify"
 Request = tuple[bytes, dict[str, str]]
@@ -22,6 +23,8 @@ class PostStats:
     errors: int = 0
     seconds: float = 0.0
     max_lag: float = 0.0  # paced runs: how late the latest request left
+    # request index -> (epoch time it left, HTTP status or None for a connection error)
+    answers: dict[int, tuple[float, int | None]] = field(default_factory=dict)
 
     @property
     def non200(self) -> int:
@@ -32,14 +35,21 @@ class PostStats:
         return self.sent / self.seconds if self.seconds else 0.0
 
 
-def distinct_orders(count: int, tag: int) -> list[Request]:
-    """`count` distinct signed orders/create bodies (with their headers) of ~10 KB each."""
+def distinct_orders(count: int, tag: int, shops: Sequence[str] = (SHOP,)) -> list[Request]:
+    """`count` distinct signed orders/create bodies (with their headers) of ~10 KB each;
+    order `index` goes to `shops[index % len(shops)]` and has event id `order-TAG-INDEX`."""
     base = base_order()
     requests = []
     for index in range(count):
         body = body_of(order_variant(base, index, tag))
-        requests.append((body, headers_for(body, event_id=f"order-{tag}-{index}")))
+        shop = shops[index % len(shops)]
+        requests.append((body, headers_for(body, event_id=order_event_id(tag, index), shop=shop)))
     return requests
+
+
+def order_event_id(tag: int, index: int) -> str:
+    """The X-Shopify-Event-Id of order `index` in `distinct_orders(..., tag)`."""
+    return f"order-{tag}-{index}"
 
 
 class _Connections(threading.local):
@@ -60,8 +70,10 @@ def post_all(
                 time.sleep(-lag)
             with lock:
                 stats.max_lag = max(stats.max_lag, lag)
+        left = time.time()
         status = _post(local, port, *requests[index])
         with lock:
+            stats.answers[index] = (left, status)
             stats.sent += 1
             if status is None:
                 stats.errors += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -144,3 +145,29 @@ def run_cli(env: Mapping[str, str], *args: str) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"connector {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+
+# One Python process running many `connector` commands: imports and connections once.
+_CLI_MANY = """
+import json, sys
+from connector.cli import main
+for args in json.load(sys.stdin):
+    main(args, standalone_mode=False)
+"""
+
+
+def run_cli_many(env: Mapping[str, str], commands: list[list[str]]) -> None:
+    """Run each `connector ARGS` of `commands` in one process, in order (a thousand `shops
+    add` take seconds, not the minutes of a process each); raise with its output on failure."""
+    done = subprocess.run(
+        [PYTHON, "-c", _CLI_MANY],
+        input=json.dumps(commands),
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{len(commands)} connector commands failed:\n{done.stderr[-4000:]}")

@@ -202,11 +202,11 @@ def summary_table(
 # -- main --------------------------------------------------------------------------------------
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
+def terminate_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _print_log_tails(workdir: Path, lines: int = 15) -> None:
+def print_log_tails(workdir: Path, lines: int = 15) -> None:
     """Show the end of every child's log before the temp dir goes (to debug a failed run)."""
     for log in sorted(workdir.glob("*.log")):
         tail = log.read_text(errors="replace").splitlines()[-lines:]
@@ -215,7 +215,7 @@ def _print_log_tails(workdir: Path, lines: int = 15) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate_on_signal)
     with claimed_redis_database(REDIS_SERVER) as redis_url:
         return run_phases(args, redis_url)
 
@@ -289,7 +289,7 @@ def run_phases(args: argparse.Namespace, redis_url: str) -> int:
         return 0
     except Exception:
         children.stop_all()
-        _print_log_tails(workdir)
+        print_log_tails(workdir)
         raise
     finally:
         children.stop_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from redis import Redis
 from sqlalchemy import Engine, func, select
 
 from payloads import SECRET, SHOP
-from procs import connector_env, run_cli
+from procs import connector_env, run_cli, run_cli_many
 
 SITE_ID, TRACK_KEY = "bench-site", "bench-track-key"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -123,6 +124,42 @@ def create_instance(
         instance.close()
         raise
     return instance
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A shop and its own Customer.io workspace: its site id is its own rate-limit key."""
+
+    shop: str
+    site_id: str
+    api_key: str
+
+
+def workspaces(count: int) -> list[Workspace]:
+    """The bench shop `create_instance` registers, then `count - 1` more, each with its own
+    workspace."""
+    more = [
+        Workspace(f"bench-shop-{n:04d}.myshopify.com", f"bench-site-{n:04d}", f"bench-key-{n:04d}")
+        for n in range(1, count)
+    ]
+    return [Workspace(SHOP, SITE_ID, TRACK_KEY), *more]
+
+
+def add_shops(instance: Instance, shops: Sequence[Workspace]) -> None:
+    """Register `shops` as `create_instance` registers the bench shop (`connector shops add`:
+    the API key encrypted with the instance's CONNECTOR_SECRET_KEY), in one process.
+
+    Without REDIS_URL, so `shops add` queues no delivery job per shop (there is nothing to
+    deliver yet); the bench shop is skipped (`create_instance` registered it).
+    """
+    env = {k: v for k, v in instance.env.items() if k != "REDIS_URL"}
+    commands = [
+        ["shops", "add", w.shop, "--site-id", w.site_id, "--api-key", w.api_key]
+        for w in shops
+        if w.shop != SHOP
+    ]
+    if commands:
+        run_cli_many(env, commands)
 
 
 # -- what the database says ------------------------------------------------------------------
