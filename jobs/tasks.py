@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 
 from connector import runtime
 from connector.shopify.errors import ShopifyUnavailableError
@@ -65,44 +66,35 @@ def without_personal_data(job: Callable[P, R]) -> Callable[P, R]:
 
 @without_personal_data
 def process_inbox(shop_domain: str | None = None) -> int:
-    """Map received webhooks into events, one batch per shop in turn, for about
+    """Map received webhooks into events, a batch per shop in turn, for about
     DRAIN_SECONDS; nudge delivery after each round. `shop_domain` limits it to one shop.
 
-    One mapper per shop at a time (a short Redis lock, taken per batch), so first orders
-    are decided in the shopper's order. A shop another worker is mapping is skipped; only
-    when every shop with work is taken does the job wait for one, briefly (a worker killed
-    while holding a lock stalls that shop for at most PROCESS_LOCK_SECONDS).
+    Shops are mapped a group at a time in one transaction (one commit for many shops that
+    each have a little work). One mapper per shop at a time (a short Redis lock), so first
+    orders are decided in the shopper's order. A shop another worker is mapping is skipped;
+    only when every shop with work is taken does the job wait for one, briefly (a worker
+    killed while holding a lock stalls that shop for at most PROCESS_LOCK_SECONDS).
 
     A Shopify outage for one shop does not hold up the others: they are mapped, then the
     job fails naming the outage, and the sweep brings the shop back.
     """
     rt = runtime.current()
     queue.clear_kick(rt.redis, queue.PROCESS)
-    options = _mapping_options(rt)
+    drain = _MappingDrain(rt)
     deadline = time.monotonic() + queue.DRAIN_SECONDS
-    handled, outage = 0, None
-    resting: set[str] = set()  # shops whose Shopify look-ups failed in this job
+    handled = 0
     while True:
         shops = [shop_domain] if shop_domain else _shops_in_turn(rt)
-        shops = [shop for shop in shops if shop not in resting]
+        shops = [shop for shop in shops if shop not in drain.resting]
         mapped, taken = 0, []
-        for shop in shops:
-            try:
-                count = _map_next_batch(rt, shop, options, wait=False)
-            except ShopifyUnavailableError as exc:
-                log.warning("shop %s waits: Shopify could not be reached", shop)
-                resting.add(shop)
-                outage = exc
-                continue
-            if count is None:
-                taken.append(shop)
-                continue
+        for start in range(0, len(shops), SHOPS_PER_TRANSACTION):
+            count, busy = drain.map_group(shops[start : start + SHOPS_PER_TRANSACTION])
             mapped += count
-            rt.redis.set(_PROCESS_CURSOR, shop)
+            taken += busy
             if time.monotonic() > deadline:
                 break
         if not mapped and taken:  # every shop with work is being mapped: wait for one
-            mapped = _map_next_batch(rt, taken[0], options, wait=True) or 0
+            mapped = drain.map_when_free(taken[0])
         handled += mapped
         if mapped:
             queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
@@ -111,9 +103,94 @@ def process_inbox(shop_domain: str | None = None) -> int:
         if time.monotonic() > deadline:  # give the worker to others; continue later
             queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, force=True)
             break
-    if outage is not None:
-        raise outage
+    if drain.outage is not None:
+        raise drain.outage
     return handled
+
+
+SHOPS_PER_TRANSACTION = 20
+
+
+class _MappingDrain:
+    """One mapping job's state: the look-ups it injects, and the shops it leaves alone
+    because Shopify could not be reached for them."""
+
+    def __init__(self, rt: runtime.Runtime) -> None:
+        self.rt = rt
+        self.options = _mapping_options(rt)
+        self.resting: set[str] = set()
+        self.outage: ShopifyUnavailableError | None = None
+
+    def map_group(self, shops: list[str]) -> tuple[int, list[str]]:
+        """Map the next batch of each shop of the group whose lock is free, in one
+        transaction, until BATCH_SIZE webhooks are mapped; return (webhooks mapped, shops
+        another worker holds). If the transaction raises, each shop is mapped in its own
+        (and each webhook of a shop that raises in its own: `_process_next_batch`)."""
+        locks, taken = {}, []
+        for shop in shops:
+            lock = _mapping_lock(self.rt, shop, wait=False)
+            if lock.acquire():
+                locks[shop] = lock
+            else:
+                taken.append(shop)
+        if not locks:
+            return 0, taken
+        try:
+            return self._map_together(list(locks)), taken
+        except Exception as exc:
+            if _is_transient(exc) and not isinstance(exc, ShopifyUnavailableError):
+                raise
+            return sum(self._map_alone(shop) for shop in locks), taken
+        finally:
+            for shop, lock in locks.items():
+                _release(lock, shop)
+
+    def map_when_free(self, shop: str) -> int:
+        """Wait (briefly) for the shop's lock, then map its next batch; 0 if still taken."""
+        lock = _mapping_lock(self.rt, shop, wait=True)
+        if not lock.acquire():
+            return 0
+        try:
+            return self._map_alone(shop)
+        finally:
+            _release(lock, shop)
+
+    def _map_together(self, shops: list[str]) -> int:
+        mapped = 0
+        with transaction(self.rt.sessions) as session:
+            for shop in shops:
+                mapped += process_batch(session, self.rt.spec, shop, **self.options)
+                if mapped >= BATCH_SIZE:
+                    break
+        self.rt.redis.set(_PROCESS_CURSOR, shop)
+        return mapped
+
+    def _map_alone(self, shop: str) -> int:
+        try:
+            mapped = _process_next_batch(self.rt, shop, self.options)
+        except ShopifyUnavailableError as exc:
+            log.warning("shop %s waits: Shopify could not be reached", shop)
+            self.resting.add(shop)
+            self.outage = exc
+            return 0
+        self.rt.redis.set(_PROCESS_CURSOR, shop)
+        return mapped
+
+
+def _mapping_lock(rt: runtime.Runtime, shop_domain: str, *, wait: bool) -> Lock:
+    return rt.redis.lock(
+        f"connector:lock:process:{shop_domain}",
+        timeout=PROCESS_LOCK_SECONDS,
+        blocking=wait,
+        blocking_timeout=PROCESS_LOCK_WAIT_SECONDS,
+    )
+
+
+def _release(lock: Lock, shop_domain: str) -> None:
+    try:
+        lock.release()
+    except LockError:  # it expired while a batch ran long: nothing to give back
+        log.warning("mapping lock of shop %s expired before its release", shop_domain)
 
 
 def _shops_in_turn(rt: runtime.Runtime) -> list[str]:
@@ -135,28 +212,6 @@ def _mapping_options(rt: runtime.Runtime) -> dict[str, Any]:
         "new_order_window": timedelta(hours=rt.settings.new_order_window_hours),
         "product_fetch": products.product_fetch(rt),  # product details for the emails
     }
-
-
-def _map_next_batch(
-    rt: runtime.Runtime, shop_domain: str, options: dict[str, Any], *, wait: bool
-) -> int | None:
-    """Map the shop's next batch under its mapping lock; None when another worker holds
-    the lock (and `wait` is False, or the wait ran out)."""
-    lock = rt.redis.lock(
-        f"connector:lock:process:{shop_domain}",
-        timeout=PROCESS_LOCK_SECONDS,
-        blocking=wait,
-        blocking_timeout=PROCESS_LOCK_WAIT_SECONDS,
-    )
-    if not lock.acquire():
-        return None
-    try:
-        return _process_next_batch(rt, shop_domain, options)
-    finally:
-        try:
-            lock.release()
-        except LockError:  # it expired while a batch ran long: nothing to give back
-            log.warning("mapping lock of shop %s expired before its release", shop_domain)
 
 
 def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str, Any]) -> int:

@@ -208,3 +208,25 @@ def test_a_shop_being_mapped_elsewhere_does_not_hold_up_the_others(
         made = {e.shop_domain: e.created_at for e in session.scalars(select(Event)).all()}
     assert made[free] < made[held]
     assert rt.redis.exists(queue.flag_key(queue.DELIVER))  # delivery was nudged
+
+
+def test_a_webhook_that_breaks_mapping_holds_up_no_other_shop_mapped_with_it(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    """Shops are mapped together in one transaction; when one raises, each is mapped
+    alone, and only the webhook that raises is set aside."""
+    shops = add_shops(rt, fake_customerio, 3)
+    poison = {"shop_domain": shops[1], "customer": {"id": 1}, "orders_to_redact": 7}
+    post_webhook(client, "customers/redact", poison, "poison-1", shops[1])
+    for number, shop in enumerate(shops):
+        post_webhook(client, "orders/create", make_order(9_100_000 + number), f"g-{number}", shop)
+
+    assert process_inbox() == 4
+
+    with rt.sessions() as session:
+        rows = {row.shopify_event_id: row for row in session.scalars(select(WebhookDelivery))}
+        placed = session.scalars(select(Event.shop_domain)).all()
+    assert rows["poison-1"].state == InboxState.FAILED
+    assert "(TypeError)" in rows["poison-1"].state_reason
+    assert {rows[f"g-{n}"].state for n in range(3)} == {InboxState.PROCESSED}
+    assert sorted(placed) == shops  # every shop's order, the poisoned shop's included
