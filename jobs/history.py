@@ -36,20 +36,28 @@ def order_count_lookup(rt: Runtime) -> OrderCountLookup:
     fails and the inbox rows are retried rather than guessed; a refused token (the app is
     being uninstalled) falls back to the ledger.
     """
+    clients: dict[str, AdminClient | None] = {}  # for this job: None when no token
 
     def lookup(shop_domain: str, customer_id: str) -> int | None:
-        with rt.sessions() as session:
-            shop = get_shop(session, shop_domain)
-            if shop is None or not shop.shopify_access_token_encrypted:
-                return None
         try:
-            client = client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
-            return client.customer_order_count(customer_id)
+            if shop_domain not in clients:
+                clients[shop_domain] = _admin_client(rt, shop_domain)
+            client = clients[shop_domain]
+            return client.customer_order_count(customer_id) if client else None
         except ShopifyAuthError as exc:
             log.warning("order count not available shop=%s: %s", shop_domain, exc.reason)
+            clients[shop_domain] = None  # refused: the ledger decides for the rest of the job
             return None
 
     return lookup
+
+
+def _admin_client(rt: Runtime, shop_domain: str) -> AdminClient | None:
+    with rt.sessions() as session:
+        shop = get_shop(session, shop_domain)
+        if shop is None or not shop.shopify_access_token_encrypted:
+            return None
+    return client_for(rt.sessions, rt.secrets, rt.settings, shop_domain)
 
 
 def seed_order(session: Session, shop_domain: str, node: dict[str, Any]) -> bool:
