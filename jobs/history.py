@@ -29,19 +29,21 @@ from webhooks.mapping import MappingError, map_order
 log = logging.getLogger(__name__)
 
 
-def order_count_lookup(rt: Runtime) -> OrderCountLookup:
+def order_count_lookup(rt: Runtime, tokens: dict[str, bool] | None = None) -> OrderCountLookup:
     """(shop, customer id) -> Shopify's order count, or None when the shop has no token.
 
     Raises ShopifyUnavailableError when Shopify cannot be reached, so the processing job
     fails and the inbox rows are retried rather than guessed; a refused token (the app is
-    being uninstalled) falls back to the ledger.
+    being uninstalled) falls back to the ledger. `tokens` (shop -> whether it has an Admin
+    API token), when the caller knows, saves a look-up per shop.
     """
     clients: dict[str, AdminClient | None] = {}  # for this job: None when no token
 
     def lookup(shop_domain: str, customer_id: str) -> int | None:
         try:
             if shop_domain not in clients:
-                clients[shop_domain] = _admin_client(rt, shop_domain)
+                has_token = (tokens or {}).get(shop_domain, True)
+                clients[shop_domain] = _admin_client(rt, shop_domain) if has_token else None
             client = clients[shop_domain]
             return client.customer_order_count(customer_id) if client else None
         except ShopifyAuthError as exc:

@@ -94,11 +94,15 @@ def product_info(node: Mapping[str, Any], shop_domain: str) -> ProductInfo:
     )
 
 
-def product_fetch(rt: Runtime) -> ProductFetch:
-    """The worker's Admin API look-up; None (send without details) when it cannot answer."""
+def product_fetch(rt: Runtime, tokens: dict[str, bool] | None = None) -> ProductFetch:
+    """The worker's Admin API look-up; None (send without details) when it cannot answer.
+    `tokens` (shop -> whether it has an Admin API token), when the caller knows, saves a
+    look-up per shop."""
     timeout = min(rt.settings.http_timeout_seconds, LOOKUP_TIMEOUT_SECONDS)
 
     def fetch(shop_domain: str, ids: list[str]) -> dict[str, dict[str, Any]] | None:
+        if not (tokens or {}).get(shop_domain, True):
+            return None
         cooldown = COOLDOWN_KEY.format(shop=shop_domain)
         if rt.redis.exists(cooldown):
             return None

@@ -24,6 +24,8 @@ from connector.shopify.errors import ShopifyUnavailableError
 from connector.storage import inbox
 from connector.storage import reconciliation as reconciliation_state
 from connector.storage.db import is_unavailable, transaction
+from connector.storage.privacy import prefetch_tombstones
+from connector.storage.shops import get_shops
 from jobs import history, products, queue, reconciliation
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work
@@ -117,7 +119,8 @@ class _MappingDrain:
 
     def __init__(self, rt: runtime.Runtime) -> None:
         self.rt = rt
-        self.options = _mapping_options(rt)
+        self.tokens: dict[str, bool] = {}  # shop -> has an Admin API token (no look-up each)
+        self.options = _mapping_options(rt, self.tokens)
         self.resting: set[str] = set()
         self.outage: ShopifyUnavailableError | None = None
 
@@ -158,6 +161,11 @@ class _MappingDrain:
     def _map_together(self, shops: list[str]) -> int:
         mapped = 0
         with transaction(self.rt.sessions) as session:
+            # What every shop's batch looks up, for the whole group at once; `loaded` keeps
+            # the shops in the session, so each batch's get_shop is answered without a query.
+            loaded = get_shops(session, shops)
+            self.tokens.update({s.domain: bool(s.shopify_access_token_encrypted) for s in loaded})
+            prefetch_tombstones(session, shops)
             for shop in shops:
                 mapped += process_batch(session, self.rt.spec, shop, **self.options)
                 if mapped >= BATCH_SIZE:
@@ -206,11 +214,12 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
 
-def _mapping_options(rt: runtime.Runtime) -> dict[str, Any]:
+def _mapping_options(rt: runtime.Runtime, tokens: dict[str, bool]) -> dict[str, Any]:
     return {
-        "order_count": history.order_count_lookup(rt),  # Shopify, for customers the ledger lacks
+        # Shopify, for customers the ledger lacks
+        "order_count": history.order_count_lookup(rt, tokens),
         "new_order_window": timedelta(hours=rt.settings.new_order_window_hours),
-        "product_fetch": products.product_fetch(rt),  # product details for the emails
+        "product_fetch": products.product_fetch(rt, tokens),  # product details for the emails
     }
 
 

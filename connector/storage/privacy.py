@@ -124,13 +124,27 @@ def replace_person_key(session: Session, shop: str, key: str, stand_in: str) -> 
 # -- tombstones: keyed hashes of redacted customers -----------------------------------------
 
 
+_TOMBSTONED = "shop -> whether it has tombstones, known to this unit of work"
+
+
 def add_tombstone(session: Session, shop: str, key_hash: str) -> None:
     if session.get(RedactedCustomer, (shop, key_hash)) is None:
         session.add(RedactedCustomer(shop_domain=shop, key_hash=key_hash))
         session.flush()
+    session.info.setdefault(_TOMBSTONED, {})[shop] = True
+
+
+def prefetch_tombstones(session: Session, shops: Sequence[str]) -> None:
+    """Which of these shops have tombstones, in one query (for `has_tombstones`)."""
+    query = select(RedactedCustomer.shop_domain).where(RedactedCustomer.shop_domain.in_(shops))
+    found = set(session.scalars(query.distinct()))
+    session.info.setdefault(_TOMBSTONED, {}).update({shop: shop in found for shop in shops})
 
 
 def has_tombstones(session: Session, shop: str) -> bool:
+    known = session.info.get(_TOMBSTONED, {})
+    if shop in known:
+        return bool(known[shop])
     query = select(RedactedCustomer.key_hash).where(RedactedCustomer.shop_domain == shop)
     return session.scalars(query.limit(1)).first() is not None
 
