@@ -275,9 +275,13 @@ def claim_due_events_of_shops(
         _count_abandoned(session, abandoned, now, max_attempts)
     owner = str(uuid.uuid4())
     ids = [event_id for event_id, _ in candidates]
-    unlocked = select(Event.id).where(Event.id.in_(ids)).with_for_update(skip_locked=True)
-    # Still due? The status is tested through a function so that the planner finds the rows
-    # by id (without statistics, SQLite would rather walk the status index: the backlog).
+    # Lock the candidates another claim has not locked (PostgreSQL; SQLite has one writer),
+    # then lease those still due. The status is tested through a function so that the
+    # planner finds the rows by id (without statistics, SQLite would rather walk the status
+    # index: the backlog).
+    unlocked = list(
+        session.scalars(select(Event.id).where(Event.id.in_(ids)).with_for_update(skip_locked=True))
+    )
     still_due = and_(
         func.coalesce(Event.status, "") == EventStatus.PENDING,
         or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
@@ -285,7 +289,7 @@ def claim_due_events_of_shops(
     )
     session.execute(
         update(Event)
-        .where(Event.id.in_(unlocked.scalar_subquery()), still_due)
+        .where(Event.id.in_(unlocked), still_due)
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
