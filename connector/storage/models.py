@@ -187,6 +187,9 @@ class CustomerOrder(Base):
     total: Mapped[float | None] = mapped_column(Float)  # the order's revenue; None: not known
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     refunded: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    # Set when retention deleted the order's delivered order_placed (jobs/retention.py): the
+    # order was placed, and neither a late webhook nor a backfill may place it again.
+    event_pruned_at: Mapped[datetime | None]
 
 
 class ShopperEmail(Base):
@@ -303,6 +306,11 @@ def checkout_token() -> ColumnElement[str]:
 Index("ix_events_natural_key", Event.natural_key)
 Index("ix_events_shop_occurred", Event.shop_domain, Event.occurred_at)
 Index("ix_events_checkout_token", checkout_token())
+# Retention (connector/storage/retention.py): prunable events by age; and the events a
+# webhook fed, which is also what the foreign key check reads when a webhook is deleted
+# (without it PostgreSQL scans the events table once per deleted webhook).
+Index("ix_events_status_created", Event.status, Event.created_at)
+Index("ix_events_source_delivery_id", Event.source_delivery_id)
 
 
 class PrivacyExport(Base):
