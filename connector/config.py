@@ -13,6 +13,10 @@ REQUIRED = ("SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "CONNECTOR_SECRET_KEY")
 # About a day in all: quick retries first, then hours apart (seconds).
 DEFAULT_RETRY_SCHEDULE = (10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800)
 
+# Retention may not go below this: the console and the merchant's feed health count the
+# last 7 days of events and webhooks, and Shopify redelivers a webhook for up to 2 days.
+MIN_RETENTION_DAYS = 8
+
 
 class ConfigError(Exception):
     """Raised at start when required settings are missing or malformed."""
@@ -55,12 +59,26 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per line
     metrics_token: str | None = field(default=None, repr=False)  # bearer token for /metrics
     worker_metrics_port: int | None = None  # `connector worker` serves /metrics on it
+    # Retention (jobs/retention.py): delivered events and closed checkouts with their
+    # attempts, and processed webhooks, are deleted once older than this; 0 keeps them.
+    event_retention_days: int = 90
+    webhook_retention_days: int = 30
+    retention_interval_seconds: int = 3600  # how often the worker prunes; 0: never
 
     def __post_init__(self) -> None:
         if self.webhook_subscriptions not in WEBHOOK_SUBSCRIPTION_MODES:
             raise ConfigError("WEBHOOK_SUBSCRIPTIONS must be one of: api, app")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
+        for name, days in (
+            ("EVENT_RETENTION_DAYS", self.event_retention_days),
+            ("WEBHOOK_RETENTION_DAYS", self.webhook_retention_days),
+        ):
+            if days < 0 or 0 < days < MIN_RETENTION_DAYS:
+                raise ConfigError(
+                    f"{name} must be 0 (keep forever) or at least {MIN_RETENTION_DAYS} days, "
+                    f"not {days}: the console and feed health count the last 7 days"
+                )
         if not self.database_url:
             object.__setattr__(
                 self, "database_url", f"sqlite:///{Path(self.instance_dir).resolve()}/connector.db"
@@ -129,6 +147,9 @@ class Settings:
                 worker_metrics_port=int(env["WORKER_METRICS_PORT"])
                 if env.get("WORKER_METRICS_PORT")
                 else None,
+                event_retention_days=int(env.get("EVENT_RETENTION_DAYS", 90)),
+                webhook_retention_days=int(env.get("WEBHOOK_RETENTION_DAYS", 30)),
+                retention_interval_seconds=int(env.get("RETENTION_INTERVAL_SECONDS", 3600)),
             )
         except ValueError as exc:
             raise ConfigError(f"malformed setting: {exc}") from exc

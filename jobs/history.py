@@ -21,6 +21,7 @@ from connector.shopify.errors import ShopifyAuthError
 from connector.spec import TrackSpec
 from connector.storage import events, ledger
 from connector.storage.db import Session, transaction
+from connector.storage.retention import order_event_pruned
 from connector.storage.shops import get_shop
 from connector.timeutil import parse_utc, utcnow
 from jobs.orders import OrderCountLookup, place_order
@@ -188,6 +189,8 @@ def _backfill_order(
         return "skipped"
     if events.get_event(session, event.id) is not None:
         return "exists"
+    if order_event_pruned(session, shop_domain, event.natural_key):
+        return "exists"  # placed, and its event since deleted by retention
     if event.person.id is None or event.is_test:
         return "skipped"
     shop = get_shop(session, shop_domain)

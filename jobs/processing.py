@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector import metrics
+from connector.config import MIN_RETENTION_DAYS
 from connector.events import IDENTIFY_ONLY, CanonicalEvent, EventName, Person, stable_event_id
 from connector.identity import person_key
 from connector.spec import TrackSpec, validate
@@ -18,6 +19,7 @@ from connector.storage import events, inbox, ledger
 from connector.storage.db import Session
 from connector.storage.models import Event, Shop, WebhookDelivery
 from connector.storage.products import forget_products
+from connector.storage.retention import order_event_pruned
 from connector.storage.shoppers import record_consents
 from connector.storage.shops import get_shop
 from connector.timeutil import parse_utc, utcnow
@@ -299,6 +301,8 @@ def _handle_order(
         inbox.finish_delivery(row, InboxState.PROCESSED, "order already placed", existing.id)
         return
     too_old = _placed_before_the_connector(payload, shop, batch.placed_after)
+    if too_old is None and _placed_and_pruned(session, event):
+        too_old = PLACED_AND_PRUNED
     if too_old is not None:
         inbox.finish_delivery(row, InboxState.PROCESSED, too_old)
         return
@@ -370,6 +374,22 @@ def _placed_before_the_connector(
     if created_at < placed_after:
         return f"recorded, not placed: created before the new-order window ({BACKFILL_HINT})"
     return None
+
+
+PLACED_AND_PRUNED = "order already placed (its order_placed was deleted by retention)"
+
+# Retention deletes an order_placed only after holding it MIN_RETENTION_DAYS or more
+# (jobs/retention.py); a day less allows for an order's time running ahead of the
+# connector's clock. Younger orders, all of them in the default window, need no look-up.
+PRUNABLE_ORDER_AGE = timedelta(days=MIN_RETENTION_DAYS - 1)
+
+
+def _placed_and_pruned(session: Session, event: CanonicalEvent) -> bool:
+    """Whether the order was placed once and its event since deleted by retention (a
+    NEW_ORDER_WINDOW_HOURS made longer after the prune lets its webhooks through)."""
+    if event.occurred_at > utcnow() - PRUNABLE_ORDER_AGE:
+        return False
+    return order_event_pruned(session, event.shop_domain, event.natural_key)
 
 
 def _handle_order_change(

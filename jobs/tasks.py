@@ -26,7 +26,7 @@ from connector.storage import reconciliation as reconciliation_state
 from connector.storage.db import is_unavailable, transaction
 from connector.storage.privacy import prefetch_tombstones
 from connector.storage.shops import get_shops
-from jobs import history, products, queue, reconciliation
+from jobs import history, products, queue, reconciliation, retention
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work
 from jobs.processing import BATCH_SIZE, poison_reason, process_batch
@@ -346,3 +346,30 @@ def reconcile_shop(shop_domain: str) -> dict[str, object]:
         "subscriptions_recreated": result.subscriptions_recreated,
         "error": result.error or result.skipped,
     }
+
+
+RETENTION_LOCK_SECONDS = 330  # the job's timeout (300 s) and a margin
+
+
+@without_personal_data
+def prune_storage() -> dict[str, object]:
+    """Delete delivered events, closed checkouts and processed webhooks past their retention
+    (RQ cron, every RETENTION_INTERVAL_SECONDS; jobs/retention.py). One run at a time: a
+    run that finds another under way leaves it the work."""
+    rt = runtime.current()
+    lock = rt.redis.lock("connector:lock:retention", timeout=RETENTION_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        log.info("retention is running elsewhere; leaving it the work")
+        return {"skipped": True}
+    try:
+        report = retention.prune(
+            rt.sessions,
+            retention.RetentionPolicy.from_settings(rt.settings),
+            time_budget=retention.TIME_BUDGET_SECONDS,
+        )
+    finally:
+        try:
+            lock.release()
+        except LockError:  # it expired during a long run: nothing to give back
+            log.warning("the retention lock expired before its release")
+    return report.summary()

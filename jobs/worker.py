@@ -21,7 +21,7 @@ from connector import metrics
 from connector.keys import check_secret_key
 from connector.logs import configure_logging
 from connector.runtime import Runtime
-from jobs.tasks import reconcile_all, sweep
+from jobs.tasks import prune_storage, reconcile_all, sweep
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_sweep: bool = True) -> 
                 settings.log_level,
                 settings.reconcile_interval_seconds,
                 settings.log_format,
+                settings.retention_interval_seconds,
             ),
             daemon=True,
         )
@@ -72,10 +73,12 @@ def run_sweep_scheduler(
     log_level: str,
     reconcile_interval: int = 900,
     log_format: str = "text",
+    retention_interval: int = 3600,
 ) -> None:
-    """Enqueue `jobs.tasks.sweep` every `interval` seconds and `jobs.tasks.reconcile_all`
-    every `reconcile_interval` (several schedulers are harmless: a shop's reconciliation is
-    queued once at a time)."""
+    """Enqueue `jobs.tasks.sweep` every `interval` seconds, `jobs.tasks.reconcile_all`
+    every `reconcile_interval` and `jobs.tasks.prune_storage` every `retention_interval`
+    (several schedulers are harmless: a shop's reconciliation is queued once at a time,
+    and one retention run at a time does the work)."""
     configure_logging(log_level, log_format)
     scheduler = CronScheduler(connection=Redis.from_url(redis_url), logging_level=log_level)
     scheduler.register(
@@ -86,6 +89,14 @@ def run_sweep_scheduler(
             reconcile_all,
             queue_name=queue_name,
             interval=reconcile_interval,
+            result_ttl=0,
+            job_timeout=300,
+        )
+    if retention_interval > 0:
+        scheduler.register(
+            prune_storage,
+            queue_name=queue_name,
+            interval=retention_interval,
             result_ttl=0,
             job_timeout=300,
         )

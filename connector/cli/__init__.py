@@ -9,6 +9,7 @@ from connector.cli import (
     events,
     history,
     keys,
+    prune,
     reconcile,
     replay,
     run,
@@ -37,6 +38,7 @@ main.add_command(staff.staff)
 main.add_command(keys.keys)
 main.add_command(history.history)
 main.add_command(reconcile.reconcile)
+main.add_command(prune.prune_command)
 main.add_command(run.sweep)
 main.add_command(run.worker)
 main.add_command(run.serve)

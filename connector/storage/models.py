@@ -187,6 +187,9 @@ class CustomerOrder(Base):
     total: Mapped[float | None] = mapped_column(Float)  # the order's revenue; None: not known
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     refunded: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    # Set when retention deleted the order's delivered order_placed (jobs/retention.py): the
+    # order was placed, and neither a late webhook nor a backfill may place it again.
+    event_pruned_at: Mapped[datetime | None]
 
 
 class ShopperEmail(Base):
@@ -313,6 +316,11 @@ Index(
     postgresql_where=_PENDING,
     sqlite_where=_PENDING,
 )
+# Retention (connector/storage/retention.py): prunable events by age; and the events a
+# webhook fed, which is also what the foreign key check reads when a webhook is deleted
+# (without it PostgreSQL scans the events table once per deleted webhook).
+Index("ix_events_status_created", Event.status, Event.created_at)
+Index("ix_events_source_delivery_id", Event.source_delivery_id)
 
 
 class PrivacyExport(Base):

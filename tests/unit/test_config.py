@@ -66,3 +66,17 @@ def test_previous_secret_keys_are_a_comma_separated_list_never_shown() -> None:
     assert settings.previous_secret_keys == ("old-key-one", "old-key-two")
     assert "old-key" not in repr(settings)
     assert Settings.from_env(REQUIRED).previous_secret_keys == ()
+
+
+def test_retention_defaults_and_its_floor() -> None:
+    defaults = Settings.from_env(REQUIRED)
+    assert (defaults.event_retention_days, defaults.webhook_retention_days) == (90, 30)
+    assert defaults.retention_interval_seconds == 3600
+    kept = Settings.from_env(
+        {**REQUIRED, "EVENT_RETENTION_DAYS": "0", "WEBHOOK_RETENTION_DAYS": "8"}
+    )
+    assert (kept.event_retention_days, kept.webhook_retention_days) == (0, 8)
+    for name in ("EVENT_RETENTION_DAYS", "WEBHOOK_RETENTION_DAYS"):
+        for days in ("7", "-1"):
+            with pytest.raises(ConfigError, match=f"{name} must be 0 .* or at least 8 days"):
+                Settings.from_env({**REQUIRED, name: days})

@@ -1,14 +1,14 @@
 """an index of pending events per shop, for delivery's claims across shops
 
-Revision ID: 0011_pending_events_index
-Revises: 0010_reconciliation
+Revision ID: 0012_pending_events_index
+Revises: 0011_retention
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_pending_events_index"
-down_revision = "0010_reconciliation"
+revision = "0012_pending_events_index"
+down_revision = "0011_retention"
 branch_labels = None
 depends_on = None
 
