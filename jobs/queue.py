@@ -41,9 +41,10 @@ def flag_key(stage: str) -> str:
 def kick(redis: Redis, queue_name: str, stage: str, *, force: bool = False) -> bool:
     """Make sure a drain job for `stage` is queued; False if Redis is unreachable.
 
-    `force` (the sweep, a drain handing its worker back) enqueues even when the flag says
-    a job is waiting, so a stale flag can never stall the feed; an extra drain finds
-    nothing to do.
+    `force` (the sweep) enqueues even when the flag says a job is waiting, so a stale flag
+    can never stall the feed; an extra drain finds nothing to do. A drain handing its
+    worker back does not force: when a job of its stage already waits, that one goes on,
+    so an overload does not pile up drain jobs in the queue.
     """
     flag = flag_key(stage)
     try:

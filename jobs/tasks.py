@@ -103,7 +103,7 @@ def process_inbox(shop_domain: str | None = None) -> int:
         if not mapped:
             break
         if time.monotonic() > deadline:  # give the worker to others; continue later
-            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS, force=True)
+            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)  # unless one waits
             break
     if drain.outage is not None:
         raise drain.outage
@@ -290,8 +290,8 @@ def deliver_pending(shop_domain: str | None = None) -> int:
         shop_domain, deadline=time.monotonic() + queue.DRAIN_SECONDS
     )
     rt.redis.set(_DELIVER_CURSOR, drainer.next_after)
-    if unfinished:  # give the worker to others; continue later
-        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER, force=True)
+    if unfinished:  # give the worker to others; continue later (unless a drain waits)
+        queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
     return delivered
 
 
