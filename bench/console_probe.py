@@ -4,8 +4,8 @@
 logs in to a running web process as a staff member (as a browser would: the login form,
 its CSRF token, the session cookie), requests each page once to warm up, prints `READY`,
 then times every page in turn, round after round, until its stdin closes; it then prints
-one `PROBE_RESULT {json}` line: per page, [seconds since READY, milliseconds, status]
-per request. It is a process of its own so that the bench's threads (poster, Customer.io
+one `PROBE_RESULT {json}` line: per page, [epoch seconds sent, milliseconds, status] per
+request. It is a process of its own so that the bench's threads (poster, Customer.io
 stand-in) do not slow its clock reading.
 
     console_probe.py BASE_URL EMAIL PASSWORD TARGETS_JSON [PAUSE_SECONDS]
@@ -14,15 +14,20 @@ stand-in) do not slow its clock reading.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import requests
 
 Page = tuple[str, str, dict[str, str] | None]  # method, path, form
+Sample = list[Any]  # [epoch seconds sent, milliseconds, HTTP status]
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 SEARCH_KINDS = ("order", "email", "customer", "token", "event")
 
@@ -83,17 +88,74 @@ def probe(base: str, email: str, password: str, targets: dict[str, str], pause: 
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     samples: dict[str, list[list[Any]]] = {name: [] for name in pages}
     print("READY", flush=True)
-    started = time.monotonic()
     while not stop.is_set():
         for name, (method, path, form) in pages.items():
             if stop.is_set():
                 break
-            sent = time.monotonic()
+            sent, clock = time.time(), time.perf_counter()
             status = request(method, path, form)
-            elapsed = (time.monotonic() - sent) * 1000
-            samples[name].append([round(sent - started, 3), round(elapsed, 2), status])
+            elapsed = (time.perf_counter() - clock) * 1000
+            samples[name].append([round(sent, 3), round(elapsed, 2), status])
         stop.wait(pause)
     print("PROBE_RESULT " + json.dumps(samples), flush=True)
+
+
+class ProbeProcess:
+    """This file run as a probe process, in its own process group, killed on the way out.
+
+    `with ProbeProcess(...) as probe:` returns once it has logged in and warmed up;
+    `probe.finish()` stops it and returns its samples per page."""
+
+    def __init__(
+        self,
+        base: str,
+        email: str,
+        password: str,
+        targets: dict[str, str],
+        log: Path,
+        pause: float = 0.2,
+    ) -> None:
+        self.args = [sys.executable, __file__, base, email, password, json.dumps(targets)]
+        self.args.append(str(pause))
+        self.log = log
+        self.proc: subprocess.Popen[str] | None = None
+        self._err: IO[bytes] | None = None
+
+    def __enter__(self) -> ProbeProcess:
+        self._err = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # the login and one request per page, or EOF
+        if line.strip() != "READY":
+            raise RuntimeError(f"the console probe did not start (see {self.log.name})")
+        return self
+
+    def finish(self, timeout: float = 90.0) -> dict[str, list[Sample]]:
+        """Stop probing (it ends the request under way) and return the samples."""
+        assert self.proc is not None
+        out, _ = self.proc.communicate(input="", timeout=timeout)
+        for line in out.splitlines():
+            if line.startswith("PROBE_RESULT "):
+                result: dict[str, list[Sample]] = json.loads(line.removeprefix("PROBE_RESULT "))
+                return result
+        raise RuntimeError(f"the console probe printed no result (see {self.log.name})")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self._err is not None:
+            self._err.close()
 
 
 def main(argv: list[str]) -> None:

@@ -6,6 +6,7 @@ and read back what happened to each order (shared by shops.py, flash_sale.py, sc
 from __future__ import annotations
 
 import http.client
+import subprocess
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.dev.fake_customerio import FakeCustomerIO
-from connector.statuses import EventStatus
+from connector.statuses import EventStatus, InboxState
 from connector.storage.models import Event, WebhookDelivery
 from rq import Queue, Worker
 from rq.cron import CronScheduler
@@ -24,8 +25,8 @@ from rq.job import Job
 from sqlalchemy import Engine, and_, select
 
 from payloads import TOPIC
-from phases import max_in_window, wait_until
-from procs import CONNECTOR, Children
+from phases import CONNECTOR_APP, max_in_window, wait_until
+from procs import CONNECTOR, Children, free_port, gunicorn_args, wait_for_port
 from stack import Instance, event_statuses, unprocessed_count
 
 ORDER_PLACED = "order_placed"
@@ -63,12 +64,43 @@ def wait_idle(instance: Instance, workers: int, timeout: float = 60.0) -> None:
         raise RuntimeError(f"{workers} workers did not register and go idle in {timeout:.0f} s")
 
 
-def wait_registered(instance: Instance, workers: int, timeout: float = 60.0) -> None:
-    """Wait until `workers` RQ workers have registered in Redis (they have imported the app
-    and connected; the queue may hold work)."""
+def wait_started(instance: Instance, workers: int, timeout: float = 60.0) -> None:
+    """Wait until every worker and its sweep scheduler have registered in Redis (they have
+    imported the app and connected); unlike `wait_idle`, the queue may hold work."""
     queue = queue_of(instance)
-    if not wait_until(lambda: len(Worker.all(queue=queue)) >= workers, timeout, 0.02):
+
+    def started() -> bool:
+        return (
+            len(Worker.all(queue=queue)) >= workers
+            and len(CronScheduler.all(instance.redis, cleanup=False)) >= workers
+        )
+
+    if not wait_until(started, timeout, 0.05):
         raise RuntimeError(f"{workers} workers did not register in {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class WebServer:
+    port: int
+    proc: subprocess.Popen[bytes]  # the gunicorn master, leader of its process group
+
+
+def start_web_servers(
+    children: Children, instance: Instance, count: int, workdir: Path
+) -> list[WebServer]:
+    """`count` gunicorn servers, each a master of its own with ONE sync worker on a port of
+    its own (web machines behind a load balancer). Each has answered a warm-up when this
+    returns."""
+    servers = []
+    for n in range(count):
+        port = free_port()
+        args = gunicorn_args(CONNECTOR_APP, port, workers=1)
+        proc = children.start(args, instance.env, workdir / f"{instance.label}-web-{n}.log")
+        wait_for_port(port, proc)
+        servers.append(WebServer(port, proc))
+    for server in servers:
+        warm_up(server.port)
+    return servers
 
 
 def warm_up(port: int, requests: int = 16) -> None:
@@ -163,6 +195,48 @@ def order_rows(engine: Engine) -> dict[str, OrderRow]:
     )
     with engine.connect() as conn:
         return {row[0]: OrderRow(*row[1:]) for row in conn.execute(query)}
+
+
+@dataclass
+class Delivery:
+    """Whether each order answered 200 reached Customer.io exactly once."""
+
+    accepted: int = 0
+    once: int = 0  # delivered (the database says so) and recorded once by the stand-in
+    late: int = 0  # not at Customer.io, still on its way (inbox row received, event pending)
+    lost: int = 0  # not at Customer.io and not on its way (or delivered in the database only)
+    resent: int = 0  # requests carrying an event id the stand-in had recorded already
+    two_ids: int = 0  # orders the stand-in recorded under more than one event id
+    unrecorded: int = 0  # at Customer.io, but not delivered in the database (would go again)
+
+    @property
+    def duplicates(self) -> int:
+        return self.resent + self.two_ids
+
+
+def check_delivery(
+    rows: dict[str, OrderRow], fake: FakeCustomerIO, orders: Sequence[tuple[str, int]]
+) -> Delivery:
+    """`orders`: (X-Shopify-Event-Id, Shopify order id) of every order answered 200; `rows`
+    from `order_rows` after the processes stopped."""
+    at_cio = placed_at_cio(fake)
+    result = Delivery(accepted=len(orders), resent=fake.duplicate_events)
+    for webhook_id, order in orders:
+        row, seen = rows.get(webhook_id), at_cio.get(str(order), 0)
+        delivered = row is not None and row.delivered_at is not None
+        result.two_ids += seen > 1
+        result.unrecorded += seen > 0 and not delivered
+        if seen == 1 and delivered:
+            result.once += 1
+        elif not seen and row is not None and not delivered and _on_its_way(row):
+            result.late += 1
+        elif not seen:
+            result.lost += 1
+    return result
+
+
+def _on_its_way(row: OrderRow) -> bool:
+    return row.inbox_state == InboxState.RECEIVED or row.event_status == EventStatus.PENDING
 
 
 def busiest_workspace_1s(batches: Sequence[dict[str, Any]]) -> int:

