@@ -94,6 +94,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--console-pause", type=float, default=0.2, help="seconds between console rounds"
     )
+    parser.add_argument(
+        "--console-idle",
+        type=float,
+        default=3.0,
+        help="seconds the console is timed before the sale (the idle baseline)",
+    )
     return parser.parse_args(argv)
 
 
@@ -134,6 +140,10 @@ class Sale:
         """The console requests sent between the first post and the end of the drain."""
         end = self.first_post + self.window
         return [s for s in self.console[page] if self.first_post <= s[0] <= end]
+
+    def before_sale(self, page: str) -> list[Sample]:
+        """The console requests answered before the first post (the idle baseline)."""
+        return [s for s in self.console[page] if s[0] + s[1] / 1000 < self.first_post]
 
 
 # -- the sale ----------------------------------------------------------------------------------
@@ -184,6 +194,7 @@ def _sale(
     )
     with console as probe:
         assert probe.proc is not None
+        time.sleep(args.console_idle)  # the probe's rounds on an idle instance: the baseline
         groups = {
             "web": [web.proc.pid for web in webs],
             "workers": [proc.pid for proc in workers],
@@ -353,9 +364,11 @@ def console_table(sale: Sale) -> str:
         ok = [ms for _sent, ms, status in samples if status == 200]
         not_yet = sum(1 for _s, _ms, status in samples if status == 404 and page == "timeline")
         errors = len(samples) - len(ok) - not_yet
+        idle = [ms for _sent, ms, status in sale.before_sale(page) if status in (200, 404)]
         rows.append(
             [
                 page,
+                f"{statistics.median(idle):.0f}" if idle else "-",
                 str(len(ok)) + (f" (+{not_yet} 404 before mapped)" if not_yet else ""),
                 str(errors),
                 f"{statistics.median(ok):.0f}" if ok else "-",
@@ -366,6 +379,7 @@ def console_table(sale: Sale) -> str:
         )
     header = [
         "page",
+        "idle p50 ms",
         "requests",
         "errors",
         "p50 ms",
@@ -387,7 +401,7 @@ def cpu_table(sale: Sale) -> str:
             f"{cpu.busy_share:.0%}",
         ]
     ]
-    for name, seconds in [*cpu.by_class.items(), ("other (not this run's)", cpu.other)]:
+    for name, seconds in [*cpu.by_class.items(), ("everything else", cpu.other)]:
         rows.append([name, f"{seconds:.1f}", f"{seconds / cpu.wall:.2f}", "-"])
     title = f"CPU from the first post to the end of the wait ({cpu.wall:.1f} s)"
     return table(title, ["processes", "CPU s", "cores busy", "machine busy"], rows)
