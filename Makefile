@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench bench-shops faults fuzz clean screenshots
+.PHONY: run test lint bench bench-shops bench-flash bench-scale faults fuzz clean screenshots
 
 $(BIN)/connector: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,18 @@ bench: $(BIN)/connector
 ## Options: make bench-shops ARGS="--shops 1,10 --seconds 3".
 bench-shops: $(BIN)/connector
 	$(BIN)/python bench/shops.py $(ARGS)
+
+## Flash sale: 10,000 orders of one shop posted flat out to 2 web servers, 2 RQ workers, on
+## PostgreSQL; drain time, exactly-once, the workspace's busiest second, console pages meanwhile.
+## Options: make bench-flash ARGS="--orders 500".
+bench-flash: $(BIN)/connector
+	$(BIN)/python bench/flash_sale.py $(ARGS)
+
+## Scale-out: one backlog (5,000 orders over 100 shops) drained by 1, 2 and 4 RQ workers on
+## one PostgreSQL and one Redis; events/s, CPU, transactions and commands per event.
+## Options: make bench-scale ARGS="--orders 600 --shops 20 --workers 1,2".
+bench-scale: $(BIN)/connector
+	$(BIN)/python bench/scale_out.py $(ARGS)
 
 ## Run the fault suite (tests/faults, also part of `make test`) and print its table;
 ## `bench/faults.py --write-doc` also puts the table into docs/reliability.md.

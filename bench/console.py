@@ -51,6 +51,8 @@ from connector.storage.models import (  # noqa: E402
 from connector.timeutil import utcnow  # noqa: E402
 from webhooks.mapping import map_order  # noqa: E402
 
+from console_probe import console_pages  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_SERVER = "redis://127.0.0.1:6379/0"  # the run claims a free database index on it
@@ -173,19 +175,7 @@ def time_pages(rt: Runtime, targets: dict[str, str], runs: int) -> dict[str, lis
     client.get("/console/")  # renders a form, so the new session has its CSRF token
     with client.session_transaction() as session:
         token = session["_csrf_token"]
-    pages: dict[str, tuple[str, str, dict[str, str] | None]] = {
-        "overview": ("GET", "/console/", None),
-        "shop overview": ("GET", f"/console/shops/{targets['shop']}", None),
-        "failed list": ("GET", "/console/lists/failed", None),
-        "quarantined list": ("GET", "/console/lists/quarantined", None),
-        "unidentifiable list": ("GET", "/console/lists/unidentifiable", None),
-        "waiting list": ("GET", "/console/lists/waiting", None),
-        "search: shop": ("GET", f"/console/search?shop={targets['shop']}", None),
-        "audit log": ("GET", "/console/audit", None),
-        "timeline": ("GET", f"/console/events/{targets['event']}", None),
-    }
-    for kind in ("order", "email", "customer", "token", "event"):
-        pages[f"search: {kind}"] = ("POST", "/console/search", {"q": targets[kind]})
+    pages = console_pages(targets)
     timings: dict[str, list[float]] = {}
     for name, (method, path, form) in pages.items():
         data = {**form, "csrf_token": token} if form else None

