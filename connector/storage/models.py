@@ -316,10 +316,11 @@ Index(
     postgresql_where=_PENDING,
     sqlite_where=_PENDING,
 )
-# Retention (connector/storage/retention.py): prunable events by age; and the events a
-# webhook fed, which is also what the foreign key check reads when a webhook is deleted
+# Events of a status by time: retention's prunable events (connector/storage/retention.py)
+# and the console's problem lists, newest first. And the events a webhook fed: what
+# retention looks up, and what the foreign key check reads when a webhook is deleted
 # (without it PostgreSQL scans the events table once per deleted webhook).
-Index("ix_events_status_created", Event.status, Event.created_at)
+Index("ix_events_status_occurred", Event.status, Event.occurred_at)
 Index("ix_events_source_delivery_id", Event.source_delivery_id)
 
 

@@ -40,11 +40,11 @@ PRUNABLE_WEBHOOK_STATES = (InboxState.PROCESSED, InboxState.IGNORED)
 
 @dataclass(frozen=True)
 class EventRow:
-    """What deleting an event needs to know of it; (created_at, id) is where the next
+    """What deleting an event needs to know of it; (occurred_at, id) is where the next
     chunk starts."""
 
     id: str
-    created_at: datetime
+    occurred_at: datetime
     shop_domain: str
     name: str
     natural_key: str
@@ -59,28 +59,31 @@ def prunable_events(
     limit: int,
     lock: bool,
 ) -> list[EventRow]:
-    """The next `limit` events in `status` (delivered or closed) that were stored, happened
-    and were delivered before `cutoff`, oldest stored first, after `after`.
+    """The next `limit` events in `status` (delivered or closed) that happened, were stored
+    and were delivered before `cutoff`, in the order they happened, after `after`.
 
-    Read on ix_events_status_created. With `lock`, the rows are locked for the caller's
-    transaction and rows someone else holds are skipped (PostgreSQL; SQLite has one writer).
+    Read on ix_events_status_occurred (the console's problem lists use it too). An event
+    that happened before the cutoff but was stored after it (a history backfill) is read
+    once per run and left; the keyset means no row is read twice in a run. With `lock`,
+    the rows are locked for the caller's transaction and rows someone else holds are
+    skipped (PostgreSQL; SQLite has one writer).
     """
     if status not in PRUNABLE_EVENT_STATUSES:
         raise ValueError(f"events in status {status!r} are never pruned")
     query = select(
-        Event.id, Event.created_at, Event.shop_domain, Event.name, Event.natural_key
+        Event.id, Event.occurred_at, Event.shop_domain, Event.name, Event.natural_key
     ).where(
         Event.status == status,
-        Event.created_at < cutoff,
         Event.occurred_at < cutoff,
+        Event.created_at < cutoff,
         or_(Event.delivered_at.is_(None), Event.delivered_at < cutoff),
     )
-    if after is not None:  # keyset: rows skipped once are not read again by this run
+    if after is not None:
         query = query.where(
-            Event.created_at >= after.created_at,
-            or_(Event.created_at > after.created_at, Event.id > after.id),
+            Event.occurred_at >= after.occurred_at,
+            or_(Event.occurred_at > after.occurred_at, Event.id > after.id),
         )
-    query = query.order_by(Event.created_at, Event.id).limit(limit)
+    query = query.order_by(Event.occurred_at, Event.id).limit(limit)
     if lock:
         query = query.with_for_update(skip_locked=True)
     return [EventRow(*row) for row in session.execute(query)]

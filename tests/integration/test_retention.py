@@ -28,6 +28,7 @@ from connector.storage.models import (
     WebhookDelivery,
 )
 from connector.timeutil import utcnow
+from jobs import worker
 from jobs.processing import PLACED_AND_PRUNED
 from jobs.retention import RetentionPolicy, event_days, prune
 from jobs.tasks import prune_storage
@@ -476,3 +477,26 @@ def test_events_outlive_the_new_order_window_by_a_day_at_least() -> None:
     assert event_days(10, 24 * 30) == 31
     assert event_days(8, 1) == 8
     assert event_days(0, 24 * 365) == 0  # kept forever anyway
+
+
+def test_the_worker_cron_queues_retention_every_interval_and_not_at_zero(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    registered: list[tuple[str, int]] = []
+
+    class RecordingScheduler:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def register(self, job: Any, *, interval: int, **_: object) -> None:
+            registered.append((job.__name__, interval))
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr(worker, "CronScheduler", RecordingScheduler)
+    worker.run_sweep_scheduler(redis_url, "q", 10, "INFO", 900, "text", 3600)
+    assert ("prune_storage", 3600) in registered
+    registered.clear()
+    worker.run_sweep_scheduler(redis_url, "q", 10, "INFO", 900, "text", 0)
+    assert [name for name, _ in registered] == ["sweep", "reconcile_all"]

@@ -1,5 +1,5 @@
-"""retention: indexes to find prunable events by age and the events a webhook fed; the
-ledger remembers orders whose order_placed was pruned
+"""retention: indexes for events of a status by time (prunable ones, the console's problem
+lists) and the events a webhook fed; the ledger remembers orders whose order_placed was pruned
 
 Revision ID: 0011_retention
 Revises: 0010_reconciliation
@@ -21,7 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_status_created", ["status", "created_at"], unique=False)
+        batch_op.create_index("ix_events_status_occurred", ["status", "occurred_at"], unique=False)
         batch_op.create_index("ix_events_source_delivery_id", ["source_delivery_id"], unique=False)
     with op.batch_alter_table("customer_orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("event_pruned_at", UTCDateTime(timezone=True), nullable=True))
@@ -32,4 +32,4 @@ def downgrade() -> None:
         batch_op.drop_column("event_pruned_at")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_source_delivery_id")
-        batch_op.drop_index("ix_events_status_created")
+        batch_op.drop_index("ix_events_status_occurred")
