@@ -364,26 +364,44 @@ def saturation(runs: list[ScaleRun]) -> str:
         f"each worker {first.cores(WORKERS) / first.workers:.0%} of a core (the rest: "
         "waiting for PostgreSQL, Redis and Customer.io's answers)."
     )
-    knee = next((run for run in runs if run.cpu.busy_share >= SATURATED), None)
-    if knee is None:
-        busiest = max(run.cpu.busy_share for run in runs)
+    lines.append(
+        "; ".join(
+            f"{_workers(a.workers)} -> {b.workers}: {b.per_second / a.per_second - 1:+.0%} "
+            f"events/s (machine {a.cpu.busy_share:.0%} -> {b.cpu.busy_share:.0%} busy)"
+            for a, b in zip(runs, runs[1:], strict=False)
+            if a.per_second
+        )
+        + "."
+    )
+    step = next(
+        (
+            (a, b)
+            for a, b in zip(runs, runs[1:], strict=False)
+            if b.per_second < a.per_second * RISING
+        ),
+        None,
+    )
+    if step is None:
         lines.append(
-            f"The CPU did not saturate (the machine at most {busiest:.0%} busy): more workers "
-            "would still help, unless they wait on each other (locks) or on Customer.io."
+            f"Throughput still rose up to {_workers(last.workers)} (the machine "
+            f"{last.cpu.busy_share:.0%} busy there)."
         )
     else:
-        beyond = [run for run in runs if run.workers > knee.workers]
-        text = (
-            f"The CPU saturates at {_workers(knee.workers)}: the machine's {cores:.0f} cores "
-            f"were {knee.cpu.busy_share:.0%} busy"
-        )
-        if beyond:
-            text += "; beyond: " + ", ".join(
-                f"{_workers(run.workers)} {run.per_second / knee.per_second - 1:+.0%} events/s "
-                f"(machine {run.cpu.busy_share:.0%} busy)"
-                for run in beyond
+        before, flat = step
+        stops = f"Throughput stops rising after {_workers(before.workers)}"
+        if flat.cpu.busy_share >= SATURATED:
+            lines.append(
+                f"{stops}: at {flat.workers} the CPU is saturated (the machine's "
+                f"{cores:.0f} cores {flat.cpu.busy_share:.0%} busy; workers "
+                f"{flat.cores(WORKERS):.2f} cores, PostgreSQL {flat.cores(PG):.2f}, other "
+                f"processes {flat.cpu.other / flat.cpu.wall:.2f})."
             )
-        lines.append(text + ".")
+        else:
+            lines.append(
+                f"{stops}, with CPU to spare (the machine {flat.cpu.busy_share:.0%} busy at "
+                f"{flat.workers}): the workers wait on something else (each other's locks, "
+                "PostgreSQL, Customer.io, rate limits)."
+            )
     parts = {
         "workers": last.cpu.by_class.get(WORKERS, 0.0),
         "PostgreSQL": last.cpu.by_class.get(PG, 0.0),
