@@ -107,15 +107,21 @@ class ScaleRun:
     orders: int
     posted_per_second: float  # how fast the web servers took the backlog
     settled: bool  # False: the drain timeout ended the wait
-    seconds: float  # resume -> last order delivered (or the timeout)
     first_mapped: float | None  # resume -> first order mapped
     mapped: float | None  # resume -> last order mapped
+    last_sent: float | None  # resume -> the last order's delivered_at (its answer)
     delivery: Delivery
     cpu: CpuUse
     pg: PgCounters  # during the drain, the bench's own polling taken out
     redis_commands: int  # during the drain
     requests: int  # /api/v2/batch requests
     jobs: int
+
+    @property
+    def seconds(self) -> float:
+        """Resume -> the bench saw every order delivered in the database (the last outcome
+        committed), or the timeout: the span of every other figure too."""
+        return self.cpu.wall
 
     @property
     def per_second(self) -> float:
@@ -192,8 +198,8 @@ def _drain(
     time.sleep(0.3)
     pg_before, redis_before = pg_counters(admin_url, database), redis_commands(instance.redis)
     groups = {WORKERS: [proc.pid for proc in procs], REDIS: [redis_pid]}
-    meter = CpuMeter(groups, pg=(admin_url, database), pg_label=PG, self_label=BENCH).start()
     resumed = time.time()
+    meter = CpuMeter(groups, pg=(admin_url, database), pg_label=PG, self_label=BENCH).start()
     resume(instance.redis)
 
     polls = 0
@@ -233,7 +239,7 @@ def _drain(
         orders=len(requests),
         posted_per_second=load.per_second,
         settled=done,
-        seconds=(last - resumed) if done and last is not None else cpu.wall,
+        last_sent=last - resumed if last is not None and all(delivered_at) else None,
         first_mapped=_earliest(processed_at, resumed),
         mapped=(_latest(processed_at) or resumed) - resumed if all(processed_at) else None,
         delivery=delivery,
@@ -280,6 +286,7 @@ def throughput_table(runs: list[ScaleRun]) -> str:
             f"x{run.per_second / base:.2f}" if base else "-",
             _f(run.first_mapped, 2),
             _f(run.mapped),
+            _f(run.last_sent),
             _f(run.seconds) + ("" if run.settled else " (timeout)"),
             f"{run.jobs}",
             f"{run.posted_per_second:.0f}",
@@ -289,7 +296,7 @@ def throughput_table(runs: list[ScaleRun]) -> str:
         for run in runs
     ]
     header = ["workers", "delivered", "ev/s", "vs 1st", "first mapped s", "mapped s"]
-    header += ["delivered s", "RQ jobs", "posted /s", "lost", "dup"]
+    header += ["last sent s", "all recorded s", "RQ jobs", "posted /s", "lost", "dup"]
     return table("Scale-out: drain of the backlog (times from the resume)", header, rows)
 
 
@@ -346,31 +353,72 @@ def per_event_table(runs: list[ScaleRun]) -> str:
 
 
 def saturation(runs: list[ScaleRun]) -> str:
-    """Where throughput stops rising, and what was busy there."""
-    if len(runs) < 2:
-        return ""
-    for before, after in zip(runs, runs[1:], strict=False):
-        if after.per_second < before.per_second * RISING:
-            gain = after.per_second / before.per_second - 1 if before.per_second else 0.0
-            busy = before.cpu.busy_share
-            what = (
-                f"CPU: the machine was {busy:.0%} busy at {_workers(before.workers)} "
-                f"({before.cores(WORKERS):.2f} cores in workers, {before.cores(PG):.2f} in "
-                f"PostgreSQL, {before.cpu.other / before.cpu.wall:.2f} in other processes)"
-                if busy >= SATURATED
-                else f"not the CPU (the machine was {busy:.0%} busy at "
-                f"{_workers(before.workers)}): the workers wait (database locks, Customer.io, "
-                "rate limits)"
-            )
-            return (
-                f"{_workers(before.workers)} -> {_workers(after.workers)}: {gain:+.0%} "
-                f"events/s. Saturated: {what}."
-            )
-    last = runs[-1]
-    return (
-        f"Throughput still rose up to {_workers(last.workers)} "
-        f"(machine {last.cpu.busy_share:.0%} busy there)."
+    """Name what limits throughput: a worker itself (one process, one core at most) while
+    the machine has CPU to spare, then the machine's CPU; and the CPU ceiling that the cost
+    per event sets on this machine."""
+    lines = []
+    first, last = runs[0], runs[-1]
+    cores = last.cpu.cores
+    lines.append(
+        f"At {_workers(first.workers)} the machine was {first.cpu.busy_share:.0%} busy and "
+        f"each worker {first.cores(WORKERS) / first.workers:.0%} of a core (the rest: "
+        "waiting for PostgreSQL, Redis and Customer.io's answers)."
     )
+    lines.append(
+        "; ".join(
+            f"{_workers(a.workers)} -> {b.workers}: {b.per_second / a.per_second - 1:+.0%} "
+            f"events/s (machine {a.cpu.busy_share:.0%} -> {b.cpu.busy_share:.0%} busy)"
+            for a, b in zip(runs, runs[1:], strict=False)
+            if a.per_second
+        )
+        + "."
+    )
+    step = next(
+        (
+            (a, b)
+            for a, b in zip(runs, runs[1:], strict=False)
+            if b.per_second < a.per_second * RISING
+        ),
+        None,
+    )
+    if step is None:
+        lines.append(
+            f"Throughput still rose up to {_workers(last.workers)} (the machine "
+            f"{last.cpu.busy_share:.0%} busy there)."
+        )
+    else:
+        before, flat = step
+        stops = f"Throughput stops rising after {_workers(before.workers)}"
+        if flat.cpu.busy_share >= SATURATED:
+            lines.append(
+                f"{stops}: at {flat.workers} the CPU is saturated (the machine's "
+                f"{cores:.0f} cores {flat.cpu.busy_share:.0%} busy; workers "
+                f"{flat.cores(WORKERS):.2f} cores, PostgreSQL {flat.cores(PG):.2f}, other "
+                f"processes {flat.cpu.other / flat.cpu.wall:.2f})."
+            )
+        else:
+            lines.append(
+                f"{stops}, with CPU to spare (the machine {flat.cpu.busy_share:.0%} busy at "
+                f"{flat.workers}): the workers wait on something else (each other's locks, "
+                "PostgreSQL, Customer.io, rate limits)."
+            )
+    parts = {
+        "workers": last.cpu.by_class.get(WORKERS, 0.0),
+        "PostgreSQL": last.cpu.by_class.get(PG, 0.0),
+        "Redis": last.cpu.by_class.get(REDIS, 0.0),
+        "the Customer.io stand-in": last.cpu.by_class.get(BENCH, 0.0),
+    }
+    total_ms = last.per_event(sum(parts.values())) * 1000
+    ceiling = cores * 1000 / total_ms if total_ms else 0.0
+    shown = ", ".join(f"{name} {last.per_event(sec) * 1000:.2f}" for name, sec in parts.items())
+    lines.append(
+        f"At {_workers(last.workers)} one event took {total_ms:.2f} ms of CPU ({shown}): "
+        f"{cores:.0f} cores allow at most {ceiling:.0f} events/s; measured "
+        f"{last.per_second:.0f} ({last.per_second / ceiling:.0%} of it)."
+        if ceiling
+        else ""
+    )
+    return "\n".join(line for line in lines if line)
 
 
 def _workers(count: int) -> str:
