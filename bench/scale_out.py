@@ -409,15 +409,16 @@ def saturation(runs: list[ScaleRun]) -> str:
         "the Customer.io stand-in": last.cpu.by_class.get(BENCH, 0.0),
     }
     total_ms = last.per_event(sum(parts.values())) * 1000
-    ceiling = cores * 1000 / total_ms if total_ms else 0.0
+    others = last.cpu.other / last.cpu.wall if last.cpu.wall else 0.0
+    ceiling = (cores - others) * 1000 / total_ms if total_ms else 0.0
     shown = ", ".join(f"{name} {last.per_event(sec) * 1000:.2f}" for name, sec in parts.items())
-    lines.append(
-        f"At {_workers(last.workers)} one event took {total_ms:.2f} ms of CPU ({shown}): "
-        f"{cores:.0f} cores allow at most {ceiling:.0f} events/s; measured "
-        f"{last.per_second:.0f} ({last.per_second / ceiling:.0%} of it)."
-        if ceiling
-        else ""
-    )
+    if ceiling:
+        lines.append(
+            f"At {_workers(last.workers)} one event took {total_ms:.2f} ms of CPU ({shown}); "
+            f"of the {cores:.0f} cores, other processes took {others:.2f}: the rest allows at "
+            f"most {ceiling:.0f} events/s; measured {last.per_second:.0f} "
+            f"({last.per_second / ceiling:.0%} of it)."
+        )
     return "\n".join(line for line in lines if line)
 
 
