@@ -1,9 +1,10 @@
 """Send due events to Customer.io: identify the person, then track the event, in batches.
 
 Each round of a drain claims a batch of every shop's due events (a lease, so a killed
-worker's events come back), waits for each workspace's shared rate limiter, posts one v2
-batch request per shop (identify + event per event, in that order) on a thread pool, and
-records every outcome per event. Customer.io dedupes on the stable event id, so a resend
+worker's events come back), cuts each into v2 batch requests (identify + event per event,
+in that order; a person's events in one request), posts them all at once on a thread pool,
+each after its workspace's shared rate limiter lets it, and records every outcome per
+event. Customer.io dedupes on the stable event id, so a resend
 after an unknown outcome is safe.
 """
 
@@ -52,8 +53,8 @@ class DeliveryPolicy:
     track_url_override: str | None
     http_timeout: float
     concurrency: int = 16  # workspaces sent to at once by one worker
-    # Requests one shop may make per round, one after the other: a backlog drains faster,
-    # and a round (so another shop's new order) waits for at most this many.
+    # Requests one shop may make per round (they go at once): a backlog drains faster, and
+    # a round (so another shop's new order) waits for about one request's time.
     batches_per_shop: int = 4
     rate_wait_seconds: float = 1.0  # the longest a batch waits for its workspace's limiter
 
@@ -133,15 +134,57 @@ def _set_aside(event: Event, exc: BaseException) -> None:
     event.lease_until = None
 
 
+@dataclass(frozen=True)
+class Lags:
+    """What the delivery metrics need of an event, kept from its claim."""
+
+    name: str
+    occurred_at: datetime
+    queued_at: datetime
+    source: Any
+
+
 @dataclass
 class Batch:
     """One shop's claimed events for a round, ready to go: the workspace client and each
-    event's operations, in the order they will be sent (in requests of `batch_size`)."""
+    event's operations and person, in the order they will be sent."""
 
     shop_domain: str
     client: TrackClient
     event_ids: list[str]
     operations: list[Operations]
+    people: list[str] = field(default_factory=list)
+    lags: dict[str, Lags] = field(default_factory=dict)
+
+    def requests(self, size: int) -> list[Batch]:
+        """The batch cut into requests of about `size` events that may go at once.
+
+        A person's events stay together in one request, in their order, so they reach
+        Customer.io in the order they happened (a checkout_started never overtakes its
+        order_placed). A person with more than `size` events gets a longer part, which
+        `Deliverer._send_batch` sends in requests of `size`, one after the other.
+        """
+        if len(self.event_ids) <= size:
+            return [self]
+        by_person: dict[str, list[int]] = {}
+        for position, person in enumerate(self.people):
+            by_person.setdefault(person, []).append(position)
+        parts: list[list[int]] = [[]]
+        for positions in by_person.values():
+            if parts[-1] and len(parts[-1]) + len(positions) > size:
+                parts.append([])
+            parts[-1].extend(positions)
+        return [self._part(sorted(positions)) for positions in parts]
+
+    def _part(self, positions: list[int]) -> Batch:
+        return Batch(
+            self.shop_domain,
+            self.client,
+            [self.event_ids[p] for p in positions],
+            [self.operations[p] for p in positions],
+            [self.people[p] for p in positions],
+            self.lags,
+        )
 
 
 @dataclass
@@ -213,10 +256,12 @@ class Deliverer:
                 batches = self._claim(shop_domain, skip)
                 if batches is None:
                     return delivered, False
-                if len(batches) == 1:
-                    outcomes = [self._send_batch(batches[0])]
+                size = self.policy.batch_size
+                parts = [part for batch in batches for part in batch.requests(size)]
+                if len(parts) == 1:
+                    outcomes = [self._send_batch(parts[0])]
                 else:
-                    outcomes = list(pool.map(self._send_batch, batches))
+                    outcomes = list(pool.map(self._send_batch, parts))
                 delivered += self._record(outcomes)
                 for outcome in outcomes:
                     if outcome.error is not None:  # what was sent is recorded: now fail the job
@@ -261,8 +306,7 @@ class Deliverer:
         people = [e.person_id for e in claimed if e.person_id]
         stats = order_stats(session, shop.domain, people)
         consents = consents_for(session, shop.domain, people)
-        event_ids: list[str] = []
-        operations: list[Operations] = []
+        batch = Batch(shop.domain, self._client(shop), [], [])
         for event in claimed:
             try:
                 pair = build_operations(
@@ -271,11 +315,16 @@ class Deliverer:
             except Exception as exc:  # one unsendable event never holds up the rest
                 _set_aside(event, exc)
                 continue
-            event_ids.append(event.id)
-            operations.append(pair)
-        if not event_ids:
-            return None
-        return Batch(shop.domain, self._client(shop), event_ids, operations)
+            batch.event_ids.append(event.id)
+            batch.operations.append(pair)
+            batch.people.append(event.person_id or "")
+            batch.lags[event.id] = Lags(
+                event.name,
+                event.occurred_at,
+                event.queued_at or event.created_at,
+                (event.properties or {}).get("event_source"),
+            )
+        return batch if batch.event_ids else None
 
     def _client(self, shop: Shop) -> TrackClient:
         return self.client_factory(
@@ -393,37 +442,44 @@ class Deliverer:
             for index, reason in result.failed_ops.items()
             if index < len(owners)
         }
-        delivered = 0
-        by_id = events.events_by_id(session, sent.event_ids)
+        outcomes: list[tuple[str, DeliveryOutcome, str | None]] = []
+        delivered: list[dict[str, Any]] = []
         for position, (event_id, (identify, track)) in enumerate(
             zip(sent.event_ids, sent.operations, strict=True)
         ):
-            event = by_id.get(event_id)
-            if event is None:
-                continue
-            event.attempts += 1
-            event.lease_owner = None
-            event.lease_until = None
             outcome, reason = result.outcome, result.reason
             if outcome == DeliveryOutcome.PARTIAL:
                 failed = position in failed_events
                 outcome = DeliveryOutcome.REJECTED if failed else DeliveryOutcome.DELIVERED
                 reason = failed_events.get(position, result.reason)
             if outcome == DeliveryOutcome.DELIVERED:
-                event.status = EventStatus.DELIVERED
-                event.delivered_at = now
-                event.reason = None
-                event.sent_identify = identify
-                event.sent_track = track
-                delivered += 1
+                row = {"event_id": event_id, "sent_identify": identify, "sent_track": track}
+                delivered.append(row)
+            else:
+                outcomes.append((event_id, outcome, reason))
+        attempt = {
+            "attempted_at": now,
+            "status_code": result.status_code,
+            "latency_ms": result.latency_ms,
+            "excerpt": result.excerpt or None,
+            "batch_size": len(sent.event_ids),
+        }
+        events.record_delivered(session, delivered, attempt)
+        for row in delivered:
+            lags = batch.lags.get(row["event_id"])
+            if lags is not None:
                 metrics.observe_delivered(
-                    event.name,
-                    event.occurred_at,
-                    event.queued_at or event.created_at,
-                    (event.properties or {}).get("event_source"),
-                    now,
+                    lags.name, lags.occurred_at, lags.queued_at, lags.source, now
                 )
-            elif outcome == DeliveryOutcome.RETRY:
+        by_id = events.events_by_id(session, [event_id for event_id, _, _ in outcomes])
+        for event_id, outcome, reason in outcomes:
+            event = by_id.get(event_id)
+            if event is None:
+                continue
+            event.attempts += 1
+            event.lease_owner = None
+            event.lease_until = None
+            if outcome == DeliveryOutcome.RETRY:
                 event.next_attempt_at = retry.next_attempt_at(
                     now, event.attempts, self.policy.retry_schedule, result.retry_after
                 )
@@ -435,23 +491,13 @@ class Deliverer:
             else:
                 event.status = EventStatus.FAILED
                 event.reason = reason
-            events.add_attempt(
-                session,
-                event_id,
-                attempted_at=now,
-                outcome=outcome,
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                reason=reason,
-                excerpt=result.excerpt or None,
-                batch_size=len(sent.event_ids),
-            )
+            events.add_attempt(session, event_id, outcome=outcome, reason=reason, **attempt)
         if result.outcome == DeliveryOutcome.REJECTED_CREDENTIALS:
             shop = get_shop(session, batch.shop_domain)
             if shop is not None:
                 shop.status = ShopStatus.CREDENTIALS_REJECTED
                 shop.status_reason = result.reason
-        return delivered
+        return len(delivered)
 
     @staticmethod
     def _report(shop_domain: str, sent: Sent) -> None:

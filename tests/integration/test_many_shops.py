@@ -230,3 +230,39 @@ def test_a_webhook_that_breaks_mapping_holds_up_no_other_shop_mapped_with_it(
     assert "(TypeError)" in rows["poison-1"].state_reason
     assert {rows[f"g-{n}"].state for n in range(3)} == {InboxState.PROCESSED}
     assert sorted(placed) == shops  # every shop's order, the poisoned shop's included
+
+
+def test_one_shops_requests_go_at_once_a_persons_events_in_one(
+    rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    [shop] = add_shops(rt, fake_customerio, 1)
+    size = rt.settings.delivery_batch_size
+    first = store_order(rt, shop, 1)
+    with transaction(rt.sessions) as session:
+        template = session.get(Event, first)
+        columns = {c.key: getattr(template, c.key) for c in Event.__table__.columns}
+        rows = [
+            {
+                **columns,
+                "id": f"01J{number:023d}",
+                "natural_key": str(number),
+                "person_id": f"person-{number % (2 * size)}",  # two events per person
+                "occurred_at": NOW - timedelta(seconds=number),
+            }
+            for number in range(2, 4 * size + 1)
+        ]
+        session.execute(insert(Event), rows)
+    fake_customerio.set_delay(0.3)
+
+    delivered, _ = deliverer(rt).drain()
+
+    assert delivered == 4 * size
+    assert fake_customerio.max_in_flight >= 3  # not one request after the other
+    per_request = [
+        {op["identifiers"]["id"] for op in r["ops"] if op.get("type") == "person"}
+        for r in fake_customerio.requests
+        if r["path"].startswith("/api/v2/batch")
+    ]
+    everyone = [person for people in per_request for person in people]
+    assert len(set(everyone)) == 2 * size + 1  # and the first order's customer
+    assert len(everyone) == len(set(everyone))  # each person's events in one request
