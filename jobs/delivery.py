@@ -457,7 +457,7 @@ class Deliverer:
                 delivered.append(row)
             else:
                 outcomes.append((event_id, outcome, reason))
-        attempt = {
+        attempt: dict[str, Any] = {
             "attempted_at": now,
             "status_code": result.status_code,
             "latency_ms": result.latency_ms,
