@@ -453,8 +453,8 @@ class Deliverer:
                 outcome = DeliveryOutcome.REJECTED if failed else DeliveryOutcome.DELIVERED
                 reason = failed_events.get(position, result.reason)
             if outcome == DeliveryOutcome.DELIVERED:
-                row = {"event_id": event_id, "sent_identify": identify, "sent_track": track}
-                delivered.append(row)
+                sent_ops = {"sent_identify": identify, "sent_track": track}
+                delivered.append({"event_id": event_id, **sent_ops})
             else:
                 outcomes.append((event_id, outcome, reason))
         attempt: dict[str, Any] = {
@@ -465,14 +465,14 @@ class Deliverer:
             "batch_size": len(sent.event_ids),
         }
         events.record_delivered(session, delivered, attempt)
-        for row in delivered:
-            lags = batch.lags.get(row["event_id"])
+        for done in delivered:
+            lags = batch.lags.get(done["event_id"])
             if lags is not None:
                 metrics.observe_delivered(
                     lags.name, lags.occurred_at, lags.queued_at, lags.source, now
                 )
         by_id = events.events_by_id(session, [event_id for event_id, _, _ in outcomes])
-        for event_id, outcome, reason in outcomes:
+        for event_id, outcome, why in outcomes:
             event = by_id.get(event_id)
             if event is None:
                 continue
@@ -485,13 +485,13 @@ class Deliverer:
                 )
                 if event.next_attempt_at is None:
                     event.status = EventStatus.FAILED
-                    event.reason = f"gave up after {event.attempts} attempts: {reason}"
+                    event.reason = f"gave up after {event.attempts} attempts: {why}"
                 else:
-                    event.reason = f"retrying: {reason}"
+                    event.reason = f"retrying: {why}"
             else:
                 event.status = EventStatus.FAILED
-                event.reason = reason
-            events.add_attempt(session, event_id, outcome=outcome, reason=reason, **attempt)
+                event.reason = why
+            events.add_attempt(session, event_id, outcome=outcome, reason=why, **attempt)
         if result.outcome == DeliveryOutcome.REJECTED_CREDENTIALS:
             shop = get_shop(session, batch.shop_domain)
             if shop is not None:
