@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, delete, select, update
+from sqlalchemy import Dialect, Insert, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.statuses import InboxState
-from connector.storage.db import Engine, Session, storage_errors
+from connector.storage.db import Engine, Session, StorageUnavailableError, storage_errors
 from connector.storage.models import Shop, WebhookDelivery
 from connector.timeutil import utcnow
 
@@ -27,12 +27,84 @@ def _inbox_insert(dialect: str) -> Insert:
 def record_delivery(engine: Engine, values: Mapping[str, Any]) -> bool:
     """Store one verified webhook; False when (shop, topic, event id) is already known.
 
-    The webhook's hot path: one prebuilt statement on a connection of an autocommit engine,
-    no ORM session. Raises StorageUnavailableError when the database refuses it.
+    The webhook's hot path: one INSERT … ON CONFLICT DO NOTHING RETURNING on a pooled
+    DBAPI connection, committed by itself. It skips SQLAlchemy's statement execution, which
+    cost about as much CPU as the rest of the door (0.5 of 2 ms a webhook on PostgreSQL;
+    docs/benchmarks.md). Raises StorageUnavailableError when the database refuses it.
     """
-    with storage_errors(), engine.connect() as connection:
-        statement = _inbox_insert(connection.dialect.name)
-        return connection.execute(statement, dict(values)).first() is not None
+    dialect = engine.dialect
+    row = {column: values.get(column) for column in _INBOX_COLUMNS}
+    row["state"] = row["state"] or InboxState.RECEIVED
+    row["received_at"] = row["received_at"] or utcnow()
+    bind_time = _time_binder(dialect)
+    for column in _TIME_COLUMNS:
+        row[column] = bind_time(row[column])
+    try:
+        with storage_errors():  # the pool's own errors
+            connection = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:  # connecting: the driver's, unwrapped
+        raise StorageUnavailableError(type(exc).__name__) from exc
+    driver = connection.driver_connection
+    assert driver is not None  # a checked-out connection has one
+    # psycopg: one round trip, no BEGIN and COMMIT around the statement (0.2 ms a webhook).
+    autocommit = dialect.name == "postgresql"
+    try:
+        if autocommit:
+            driver.autocommit = True
+        cursor = connection.cursor()
+        cursor.execute(_insert_sql(dialect.name), row)
+        created = cursor.fetchone() is not None
+        cursor.close()
+        if not autocommit:
+            connection.commit()
+    except dialect.loaded_dbapi.Error as exc:
+        connection.invalidate()  # the connection may be dead: the pool opens a new one
+        raise StorageUnavailableError(type(exc).__name__) from exc
+    finally:
+        if autocommit and connection.is_valid:
+            driver.autocommit = False  # as the pool lends it to sessions
+        connection.close()  # back to the pool (a no-op once invalidated)
+    return created
+
+
+_INBOX_COLUMNS = (
+    "shop_domain",
+    "topic",
+    "shopify_event_id",
+    "webhook_id",
+    "api_version",
+    "triggered_at",
+    "received_at",
+    "body",
+    "state",
+    "resource_key",
+)
+_TIME_COLUMNS = ("triggered_at", "received_at")
+
+
+@cache
+def _insert_sql(dialect: str) -> str:
+    """The inbox INSERT in the driver's own parameter style (psycopg's or sqlite3's)."""
+    mark = "%({})s" if dialect == "postgresql" else ":{}"
+    columns = ", ".join(_INBOX_COLUMNS)
+    marks = ", ".join(mark.format(column) for column in _INBOX_COLUMNS)
+    return (
+        f"INSERT INTO {WebhookDelivery.__tablename__} ({columns}) VALUES ({marks}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+
+
+_TIME_BINDERS: dict[str, Callable[[datetime | None], Any]] = {}
+
+
+def _time_binder(dialect: Dialect) -> Callable[[datetime | None], Any]:
+    """How SQLAlchemy would store a time in the column (UTCDateTime's bind processing)."""
+    binder = _TIME_BINDERS.get(dialect.name)
+    if binder is None:
+        column_type = WebhookDelivery.__table__.c.received_at.type
+        binder = column_type.bind_processor(dialect) or (lambda value: value)
+        _TIME_BINDERS[dialect.name] = binder
+    return binder
 
 
 def received_deliveries(
