@@ -290,28 +290,34 @@ class Deliverer:
             by_shop: dict[str, list[Event]] = {}
             for event in claimed:
                 by_shop.setdefault(event.shop_domain, []).append(event)
+            # What every shop's requests need, for all the round's shops in one query each.
+            people = [(e.shop_domain, e.person_id) for e in claimed if e.person_id]
+            stats = order_stats(session, people)
+            consents = consents_for(session, people)
             batches = []
             for shop in get_shops(session, list(by_shop)):
-                batch = self._batch(session, shop, by_shop[shop.domain])
+                batch = self._batch(shop, by_shop[shop.domain], stats, consents)
                 if batch is not None:
                     batches.append(batch)
             return batches
 
-    def _batch(self, session: Session, shop: Shop, claimed: list[Event]) -> Batch | None:
+    def _batch(
+        self,
+        shop: Shop,
+        claimed: list[Event],
+        stats: dict[tuple[str, str], dict[str, Any]],
+        consents: dict[tuple[str, str], dict[str, str]],
+    ) -> Batch | None:
         if shop.status != ShopStatus.ACTIVE or not shop.cio_site_id:  # changed since the claim
             for event in claimed:
                 event.lease_owner = None
                 event.lease_until = None
             return None
-        people = [e.person_id for e in claimed if e.person_id]
-        stats = order_stats(session, shop.domain, people)
-        consents = consents_for(session, shop.domain, people)
         batch = Batch(shop.domain, self._client(shop), [], [])
         for event in claimed:
+            person = (shop.domain, event.person_id or "")
             try:
-                pair = build_operations(
-                    event, stats.get(event.person_id or ""), consents.get(event.person_id or "")
-                )
+                pair = build_operations(event, stats.get(person), consents.get(person))
             except Exception as exc:  # one unsendable event never holds up the rest
                 _set_aside(event, exc)
                 continue
@@ -416,19 +422,24 @@ class Deliverer:
         """Record every request's outcome per event, in one transaction; return how many
         events were delivered."""
         now = utcnow()
-        delivered = 0
+        delivered: list[dict[str, Any]] = []
         with transaction(self.sessions) as session:
             for outcome in outcomes:
                 for sent in outcome.sent:
                     delivered += self._record_request(session, outcome.batch, sent, now)
                 rest = timedelta(seconds=max(outcome.rest_seconds, 1.0))
                 events.release_unsent(session, outcome.unsent, now + rest)
+            events.record_delivered(session, delivered)
         for outcome in outcomes:
             for sent in outcome.sent:
                 self._report(outcome.batch.shop_domain, sent)
-        return delivered
+        return len(delivered)
 
-    def _record_request(self, session: Session, batch: Batch, sent: Sent, now: datetime) -> int:
+    def _record_request(
+        self, session: Session, batch: Batch, sent: Sent, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Record the events a request did not deliver; return the delivered ones' rows
+        (see `events.record_delivered`), written for the whole round at once."""
         result = sent.result
         # The request's operations in order, each with the position of its event.
         owners = [
@@ -442,6 +453,13 @@ class Deliverer:
             for index, reason in result.failed_ops.items()
             if index < len(owners)
         }
+        attempt: dict[str, Any] = {
+            "attempted_at": now,
+            "status_code": result.status_code,
+            "latency_ms": result.latency_ms,
+            "excerpt": result.excerpt or None,
+            "batch_size": len(sent.event_ids),
+        }
         outcomes: list[tuple[str, DeliveryOutcome, str | None]] = []
         delivered: list[dict[str, Any]] = []
         for position, (event_id, (identify, track)) in enumerate(
@@ -454,17 +472,9 @@ class Deliverer:
                 reason = failed_events.get(position, result.reason)
             if outcome == DeliveryOutcome.DELIVERED:
                 sent_ops = {"sent_identify": identify, "sent_track": track}
-                delivered.append({"event_id": event_id, **sent_ops})
+                delivered.append({"event_id": event_id, **sent_ops, **attempt})
             else:
                 outcomes.append((event_id, outcome, reason))
-        attempt: dict[str, Any] = {
-            "attempted_at": now,
-            "status_code": result.status_code,
-            "latency_ms": result.latency_ms,
-            "excerpt": result.excerpt or None,
-            "batch_size": len(sent.event_ids),
-        }
-        events.record_delivered(session, delivered, attempt)
         for done in delivered:
             lags = batch.lags.get(done["event_id"])
             if lags is not None:
@@ -497,7 +507,7 @@ class Deliverer:
             if shop is not None:
                 shop.status = ShopStatus.CREDENTIALS_REJECTED
                 shop.status_reason = result.reason
-        return len(delivered)
+        return delivered
 
     @staticmethod
     def _report(shop_domain: str, sent: Sent) -> None:

@@ -277,9 +277,10 @@ def claim_due_events_of_shops(
     shops = [shop for shop in shops if shop in deliverable and shop not in skipped][:max_shops]
     if not shops:
         return []
+    due = _due(now)
     per_shop_queries = [
         select(Event.id, Event.lease_owner)
-        .where(Event.shop_domain == shop, _IS_PENDING, _due(now))
+        .where(Event.shop_domain == shop, _IS_PENDING, due)
         .order_by(Event.occurred_at)
         .limit(per_shop)
         .subquery()
@@ -386,25 +387,37 @@ def expire_held_checkouts(session: Session, hold_hours: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def record_delivered(
-    session: Session, delivered: list[dict[str, Any]], attempt: dict[str, Any]
-) -> None:
+def record_delivered(session: Session, delivered: list[dict[str, Any]]) -> None:
     """Mark leased events delivered, and record one attempt each: two executemany
-    statements, no ORM objects (the hot path of a drain).
+    statements for a whole round, no ORM objects (the hot path of a drain).
 
-    `delivered`: per event, `event_id`, `sent_identify` and `sent_track` (what was sent,
-    shown by the console); `attempt`: the request's columns of `delivery_attempts`
-    (attempted_at, status_code, latency_ms, excerpt, batch_size).
+    Per event: `event_id`, `sent_identify` and `sent_track` (what was sent, shown by the
+    console), and its request's `attempted_at`, `status_code`, `latency_ms`, `excerpt` and
+    `batch_size` (the columns of `delivery_attempts`).
     """
     if not delivered:
         return
-    at = attempt["attempted_at"]
-    session.execute(_mark_delivered(), [{**row, "delivered_at": at} for row in delivered])
-    done = {**attempt, "outcome": DeliveryOutcome.DELIVERED, "reason": None}
-    session.execute(
-        insert(_table(DeliveryAttempt)),
-        [{**done, "event_id": row["event_id"]} for row in delivered],
-    )
+    marks = [
+        {
+            "event_id": row["event_id"],
+            "delivered_at": row["attempted_at"],
+            "sent_identify": row["sent_identify"],
+            "sent_track": row["sent_track"],
+        }
+        for row in delivered
+    ]
+    session.execute(_mark_delivered(), marks)
+    attempt_columns = ("event_id", "attempted_at", "status_code", "latency_ms", "excerpt")
+    attempts = [
+        {
+            **{column: row[column] for column in attempt_columns},
+            "batch_size": row["batch_size"],
+            "outcome": DeliveryOutcome.DELIVERED,
+            "reason": None,
+        }
+        for row in delivered
+    ]
+    session.execute(insert(_table(DeliveryAttempt)), attempts)
 
 
 @cache

@@ -158,16 +158,21 @@ def seed_order(
 
 
 def order_stats(
-    session: Session, shop_domain: str, person_keys: Iterable[str]
-) -> dict[str, dict[str, Any]]:
+    session: Session, people: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
     """The connector's own order count and lifetime spend (both net of cancellations and
-    refunds) and first/last order dates, per person, in one query.
+    refunds) and first/last order dates, per (shop, person key), in one query for any
+    number of shops.
 
     `total_spent` is None when the total of a counted order is unknown (seeded history).
     """
+    wanted = set(people)
+    if not wanted:
+        return {}
     kept = CustomerOrder.cancelled.is_(False)
     rows = session.execute(
         select(
+            CustomerOrder.shop_domain,
             CustomerOrder.person_key,
             func.count().filter(kept),
             func.sum(CustomerOrder.total - CustomerOrder.refunded).filter(kept),
@@ -176,19 +181,20 @@ def order_stats(
             func.max(CustomerOrder.ordered_at),
         )
         .where(
-            CustomerOrder.shop_domain == shop_domain,
-            CustomerOrder.person_key.in_(set(person_keys)),
+            CustomerOrder.shop_domain.in_({shop for shop, _ in wanted}),
+            CustomerOrder.person_key.in_({person for _, person in wanted}),
         )
-        .group_by(CustomerOrder.person_key)
+        .group_by(CustomerOrder.shop_domain, CustomerOrder.person_key)
     ).all()
     return {
-        key: {
+        (shop, key): {
             "orders_count": count,
             "total_spent": round(float(spent or 0.0), 2) if known == count else None,
             "first_order_at": first,
             "last_order_at": last,
         }
-        for key, count, spent, known, first, last in rows
+        for shop, key, count, spent, known, first, last in rows
+        if (shop, key) in wanted  # the query may match a person of another of the shops
     }
 
 

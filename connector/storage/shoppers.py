@@ -123,18 +123,25 @@ def record_consents(
 
 
 def consents_for(
-    session: Session, shop_domain: str, person_keys: Iterable[str]
-) -> dict[str, dict[str, str]]:
-    """person key -> {channel: newest state}, in one query."""
-    keys = sorted(set(person_keys))
-    if not keys:
+    session: Session, people: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, str]]:
+    """(shop, person key) -> {channel: newest state}, in one query for any number of shops."""
+    wanted = set(people)
+    if not wanted:
         return {}
     rows = session.execute(
-        select(ShopperConsent.person_key, ShopperConsent.channel, ShopperConsent.state).where(
-            ShopperConsent.shop_domain == shop_domain, ShopperConsent.person_key.in_(keys)
+        select(
+            ShopperConsent.shop_domain,
+            ShopperConsent.person_key,
+            ShopperConsent.channel,
+            ShopperConsent.state,
+        ).where(
+            ShopperConsent.shop_domain.in_(sorted({shop for shop, _ in wanted})),
+            ShopperConsent.person_key.in_(sorted({person for _, person in wanted})),
         )
     )
-    found: dict[str, dict[str, str]] = {}
-    for key, channel, state in rows:
-        found.setdefault(str(key), {})[str(channel)] = str(state)
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for shop, key, channel, state in rows:
+        if (shop, key) in wanted:
+            found.setdefault((str(shop), str(key)), {})[str(channel)] = str(state)
     return found
