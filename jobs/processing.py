@@ -89,57 +89,105 @@ def poison_reason(exc: BaseException) -> str:
 def process_batch(
     session: Session,
     spec: TrackSpec,
-    shop_domain: str,
+    shops: Sequence[str],
     limit: int = BATCH_SIZE,
     order_count: OrderCountLookup | None = None,
     new_order_window: timedelta = DEFAULT_NEW_ORDER_WINDOW,
     product_fetch: ProductFetch | None = None,
     only: Sequence[int] | None = None,
 ) -> int:
-    """Process up to `limit` received inbox rows of one shop (or just the rows `only`
-    names); return how many were handled.
+    """Process up to `limit` received inbox rows of each of these shops (or just the rows
+    `only` names); return how many were handled.
 
-    Orders are handled in the order the shopper placed them, so when several orders of a
-    new customer wait together, the earliest one becomes the first order. Only orders
-    created within `new_order_window` (and after the shop installed the app) are placed.
+    What a batch looks up (its rows, the events and ledger rows they touch, known
+    customers, cached products) is read for all the shops at once, and what it writes is
+    flushed once, so many shops with a webhook or two each cost a few statements, not a
+    few per shop. Each shop's orders are handled in the order the shopper placed them, so
+    when several orders of a new customer wait together, the earliest one becomes the
+    first order. Only orders created within `new_order_window` (and after the shop
+    installed the app) are placed.
     """
-    shop = get_shop(session, shop_domain)
-    if shop is None:  # never installed: nothing is mapped until it does (or the grace ends)
-        inbox.hold_for_install(session, shop_domain)
-        return 0
-    rows = inbox.received_deliveries(session, shop_domain, limit, only=only)
-    lifecycle = [row for row in rows if row.topic in LIFECYCLE_TOPICS]
-    if lifecycle:  # uninstall and privacy requests: alone, after what arrived before them
-        earlier = [row for row in rows if row.id < lifecycle[0].id]
-        if not earlier:
-            handle_lifecycle(session, lifecycle[0])
-            return 1
-        rows = earlier
-    parsed = _readable(rows)
-    parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
-    if has_redactions(session, shop_domain):  # before the batch learns anything from them
-        parsed = [(row, p) for row, p in parsed if not erase_if_redacted(session, row, p)]
-    events.prefetch_events(session, _event_ids(shop_domain, parsed))
-    batch = Batch(
-        order_count=order_count,
-        placed_after=utcnow() - new_order_window,
-        purchased=events.purchased_checkouts(session, shop_domain, _checkout_tokens(parsed)),
-        known_customers=known_customers(session, shop_domain, _webhooks(parsed)),
-        later_orders=_later_orders(parsed),
-        products=products_for(
-            session, shop_domain, product_ids(p for _, p in parsed), product_fetch
-        ),
+    work: list[tuple[Shop, list[tuple[WebhookDelivery, Any]]]] = []
+    installed = []
+    for shop_domain in shops:
+        shop = get_shop(session, shop_domain)
+        if shop is None:  # never installed: nothing is mapped until it does (or grace ends)
+            inbox.hold_for_install(session, shop_domain)
+        else:
+            installed.append(shop)
+    received = inbox.received_deliveries(session, [s.domain for s in installed], limit, only)
+    handled = 0
+    mapped: list[WebhookDelivery] = []
+    for shop in installed:
+        rows = [row for row in received if row.shop_domain == shop.domain]
+        lifecycle = [row for row in rows if row.topic in LIFECYCLE_TOPICS]
+        if lifecycle:  # uninstall and privacy requests: alone, after what arrived before
+            earlier = [row for row in rows if row.id < lifecycle[0].id]
+            if not earlier:
+                handle_lifecycle(session, lifecycle[0])
+                handled += 1
+                continue
+            rows = earlier
+        parsed = _readable(rows)
+        parsed.sort(key=lambda item: (_placed_at(item[1]), item[0].id))
+        if has_redactions(session, shop.domain):  # before the batch learns from them
+            parsed = [(row, p) for row, p in parsed if not erase_if_redacted(session, row, p)]
+        work.append((shop, parsed))
+        handled += len(rows)
+        mapped += rows
+    if not work:
+        return handled
+    events.prefetch_events(session, {i for s, parsed in work for i in _event_ids(s.domain, parsed)})
+    known = known_customers(session, {s.domain: _webhooks(parsed) for s, parsed in work})
+    products = products_for(
+        session,
+        {s.domain: product_ids(p for _, p in parsed) for s, parsed in work},
+        product_fetch,
     )
-    ledger.prefetch_first_orders(session, shop_domain, _order_people(parsed, batch))
+    placed_after = utcnow() - new_order_window
+    batches = {
+        shop.domain: Batch(
+            order_count=order_count,
+            placed_after=placed_after,
+            purchased=events.purchased_checkouts(session, shop.domain, _checkout_tokens(parsed)),
+            known_customers=known[shop.domain],
+            later_orders=_later_orders(parsed),
+            products=products[shop.domain],
+        )
+        for shop, parsed in work
+    }
+    ledger.prefetch_first_orders(
+        session,
+        {
+            (shop.domain, person)
+            for shop, parsed in work
+            for person in _order_people(parsed, batches[shop.domain])
+        },
+    )
     # New events are written in one flush at commit instead of one per row (see find_event).
     with session.no_autoflush:
-        for row, payload in parsed:
-            try:
-                _handle(session, spec, shop, row, payload, batch)
-            except MappingError as exc:
-                inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
-    record_consents(session, shop_domain, batch.consents)
-    metrics.observe_mapped((row.received_at for row in rows), utcnow())
+        for shop, parsed in work:
+            batch = batches[shop.domain]
+            for row, payload in parsed:
+                try:
+                    _handle(session, spec, shop, row, payload, batch)
+                except MappingError as exc:
+                    inbox.finish_delivery(row, InboxState.FAILED, f"cannot map: {exc.reason}")
+    record_consents(
+        session,
+        {
+            (shop, person, channel): consent
+            for shop, batch in batches.items()
+            for (person, channel), consent in batch.consents.items()
+        },
+    )
+    for shop, parsed in work:
+        _log_mapped(shop.domain, [row for row, _ in parsed])
+    metrics.observe_mapped((row.received_at for row in mapped), utcnow())
+    return handled
+
+
+def _log_mapped(shop_domain: str, rows: list[WebhookDelivery]) -> None:
     log.info(
         "mapped %d webhooks of shop %s",
         len(rows),
@@ -151,7 +199,6 @@ def process_batch(
             "event_ids": sorted({row.event_id for row in rows if row.event_id}),
         },
     )
-    return len(rows)
 
 
 def _readable(rows: Sequence[WebhookDelivery]) -> list[tuple[WebhookDelivery, Any]]:

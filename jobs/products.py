@@ -60,22 +60,31 @@ def product_ids(webhooks: Iterable[Any]) -> set[str]:
 
 
 def products_for(
-    session: Session, shop_domain: str, ids: set[str], fetch: ProductFetch | None
-) -> dict[str, ProductInfo]:
-    """Details of these products: from the cache, else from one Admin API request."""
-    known = cache.cached_products(
-        session, shop_domain, ids, fresh_after=utcnow() - timedelta(hours=CACHE_HOURS)
+    session: Session, wanted: Mapping[str, set[str]], fetch: ProductFetch | None
+) -> dict[str, dict[str, ProductInfo]]:
+    """Details of these products (shop -> product ids), per shop: from the cache (one query
+    for all the shops), else from one Admin API request per shop that misses some."""
+    cached = cache.cached_products(
+        session,
+        ((shop, product_id) for shop, ids in wanted.items() for product_id in ids),
+        fresh_after=utcnow() - timedelta(hours=CACHE_HOURS),
     )
-    missing = sorted(ids - known.keys())
-    if missing and fetch is not None:
-        fetched = fetch(shop_domain, missing)
-        if fetched is not None:  # {} for a product Shopify no longer has: asked once a day
-            answers = {product_id: fetched.get(product_id, {}) for product_id in missing}
-            cache.store_products(session, shop_domain, answers)
-            known.update(answers)
-    return {
-        product_id: product_info(node, shop_domain) for product_id, node in known.items() if node
-    }
+    found: dict[str, dict[str, ProductInfo]] = {}
+    for shop_domain, ids in wanted.items():
+        known = {p: node for (shop, p), node in cached.items() if shop == shop_domain}
+        missing = sorted(ids - known.keys())
+        if missing and fetch is not None:
+            fetched = fetch(shop_domain, missing)
+            if fetched is not None:  # {} for a product Shopify no longer has: asked once a day
+                answers = {product_id: fetched.get(product_id, {}) for product_id in missing}
+                cache.store_products(session, shop_domain, answers)
+                known.update(answers)
+        found[shop_domain] = {
+            product_id: product_info(node, shop_domain)
+            for product_id, node in known.items()
+            if node
+        }
+    return found
 
 
 def product_info(node: Mapping[str, Any], shop_domain: str) -> ProductInfo:

@@ -18,26 +18,30 @@ SHOPPER_TOPICS = ORDER_PLACING_TOPICS | CHECKOUT_TOPICS | CUSTOMER_TOPICS | {Top
 
 
 def known_customers(
-    session: Session, shop_domain: str, webhooks: Iterable[tuple[str, Any]]
-) -> dict[str, str]:
-    """Learn email -> customer id from the batch's webhooks (topic, payload) that carry both,
-    then return the customer id of every guest email in the batch that a customer is
-    known by (two or three statements for the whole batch)."""
-    linked: dict[str, str] = {}
-    guests: set[str] = set()
-    for topic, payload in webhooks:
-        if topic not in SHOPPER_TOPICS or not isinstance(payload, Mapping):
-            continue
-        # A customers/* payload is the customer record itself.
-        customer_id, email = shopper_of(
-            {"customer": payload} if topic in CUSTOMER_TOPICS else payload
-        )
-        if customer_id and email:
-            linked.setdefault(email, customer_id)
-        elif email:
-            guests.add(email)
-    shoppers.link_emails(session, shop_domain, linked)
-    return shoppers.customers_for(session, shop_domain, guests)
+    session: Session, webhooks: Mapping[str, Iterable[tuple[str, Any]]]
+) -> dict[str, dict[str, str]]:
+    """Learn email -> customer id from the batch's webhooks (shop -> (topic, payload)) that
+    carry both, then return, per shop, the customer id of every guest email in the batch
+    that a customer is known by (two or three statements for all the shops)."""
+    linked: dict[str, dict[str, str]] = {}
+    guests: set[tuple[str, str]] = set()
+    for shop, shop_webhooks in webhooks.items():
+        for topic, payload in shop_webhooks:
+            if topic not in SHOPPER_TOPICS or not isinstance(payload, Mapping):
+                continue
+            # A customers/* payload is the customer record itself.
+            customer_id, email = shopper_of(
+                {"customer": payload} if topic in CUSTOMER_TOPICS else payload
+            )
+            if customer_id and email:
+                linked.setdefault(shop, {}).setdefault(email, customer_id)
+            elif email:
+                guests.add((shop, email))
+    shoppers.link_emails(session, linked)
+    known: dict[str, dict[str, str]] = {shop: {} for shop in webhooks}
+    for (shop, email), customer in shoppers.customers_for(session, guests).items():
+        known[shop][email] = customer
+    return known
 
 
 def as_known_customer(event: CanonicalEvent, known: Mapping[str, str]) -> CanonicalEvent:

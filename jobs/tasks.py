@@ -111,6 +111,7 @@ def process_inbox(shop_domain: str | None = None) -> int:
 
 
 SHOPS_PER_TRANSACTION = 20
+MIN_PER_SHOP = 10  # webhooks of each shop a group transaction maps at most, at least
 
 
 class _MappingDrain:
@@ -125,10 +126,11 @@ class _MappingDrain:
         self.outage: ShopifyUnavailableError | None = None
 
     def map_group(self, shops: list[str]) -> tuple[int, list[str]]:
-        """Map the next batch of each shop of the group whose lock is free, in one
-        transaction, until BATCH_SIZE webhooks are mapped; return (webhooks mapped, shops
-        another worker holds). If the transaction raises, each shop is mapped in its own
-        (and each webhook of a shop that raises in its own: `_process_next_batch`)."""
+        """Map the next webhooks of each shop of the group whose lock is free, in one
+        transaction (at most BATCH_SIZE in all, each shop its share); return (webhooks
+        mapped, shops another worker holds). If the transaction raises, each shop is mapped
+        in its own (and each webhook of a shop that raises in its own:
+        `_process_next_batch`)."""
         locks, taken = {}, []
         for shop in shops:
             lock = _mapping_lock(self.rt, shop, wait=False)
@@ -159,18 +161,15 @@ class _MappingDrain:
             _release(lock, shop)
 
     def _map_together(self, shops: list[str]) -> int:
-        mapped = 0
         with transaction(self.rt.sessions) as session:
             # What every shop's batch looks up, for the whole group at once; `loaded` keeps
             # the shops in the session, so each batch's get_shop is answered without a query.
             loaded = get_shops(session, shops)
             self.tokens.update({s.domain: bool(s.shopify_access_token_encrypted) for s in loaded})
             prefetch_tombstones(session, shops)
-            for shop in shops:
-                mapped += process_batch(session, self.rt.spec, shop, **self.options)
-                if mapped >= BATCH_SIZE:
-                    break
-        self.rt.redis.set(_PROCESS_CURSOR, shop)
+            per_shop = max(BATCH_SIZE // len(shops), MIN_PER_SHOP)
+            mapped = process_batch(session, self.rt.spec, shops, per_shop, **self.options)
+        self.rt.redis.set(_PROCESS_CURSOR, shops[-1])
         return mapped
 
     def _map_alone(self, shop: str) -> int:
@@ -230,7 +229,7 @@ def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str
     row's fault: that raises, and the job is tried again later."""
     try:
         with transaction(rt.sessions) as session:
-            return process_batch(session, rt.spec, shop_domain, **options)
+            return process_batch(session, rt.spec, [shop_domain], **options)
     except Exception as exc:
         if _is_transient(exc):
             raise
@@ -244,7 +243,7 @@ def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str
     for delivery_id in ids:
         try:
             with transaction(rt.sessions) as session:
-                process_batch(session, rt.spec, shop_domain, only=[delivery_id], **options)
+                process_batch(session, rt.spec, [shop_domain], only=[delivery_id], **options)
         except Exception as exc:
             if _is_transient(exc):
                 raise

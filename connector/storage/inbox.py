@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Dialect, Insert, Table, delete, select, update
+from sqlalchemy import Dialect, Insert, Table, delete, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.statuses import InboxState
@@ -108,21 +108,38 @@ def _time_binder(dialect: Dialect) -> Callable[[datetime | None], Any]:
 
 
 def received_deliveries(
-    session: Session, shop_domain: str, limit: int, only: Sequence[int] | None = None
+    session: Session, shops: Sequence[str], per_shop: int, only: Sequence[int] | None = None
 ) -> Sequence[WebhookDelivery]:
-    """The oldest unprocessed inbox rows of one shop (of the ids `only` names, if given),
-    locked (SKIP LOCKED) for this transaction."""
-    query = (
+    """The oldest `per_shop` unprocessed inbox rows of each of these shops (of the ids
+    `only` names, if given), in arrival order, locked (SKIP LOCKED) for this transaction.
+
+    Two statements for any number of shops: each shop's ids (its own LIMIT, so a shop with
+    a backlog takes only its share), then the rows by id.
+    """
+    per_shop_ids = []
+    for shop in shops:
+        query = (
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.shop_domain == shop)
+            .where(WebhookDelivery.state == InboxState.RECEIVED)
+            .order_by(WebhookDelivery.id)
+            .limit(per_shop)
+        )
+        if only is not None:
+            query = query.where(WebhookDelivery.id.in_(list(only)))
+        per_shop_ids.append(select(query.subquery()))
+    if not per_shop_ids:
+        return []
+    statement = per_shop_ids[0] if len(per_shop_ids) == 1 else union_all(*per_shop_ids)
+    ids = list(session.scalars(statement))
+    if not ids:
+        return []
+    return session.scalars(
         select(WebhookDelivery)
-        .where(WebhookDelivery.shop_domain == shop_domain)
-        .where(WebhookDelivery.state == InboxState.RECEIVED)
+        .where(WebhookDelivery.id.in_(ids), WebhookDelivery.state == InboxState.RECEIVED)
         .order_by(WebhookDelivery.id)
-        .limit(limit)
         .with_for_update(skip_locked=True)
-    )
-    if only is not None:
-        query = query.where(WebhookDelivery.id.in_(list(only)))
-    return session.scalars(query).all()
+    ).all()
 
 
 def received_delivery_ids(session: Session, shop_domain: str, limit: int) -> list[int]:

@@ -29,21 +29,28 @@ def first_order_id(session: Session, shop_domain: str, person_key: str) -> str |
 _KNOWN = "first orders known to this unit of work"
 
 
-def prefetch_first_orders(session: Session, shop_domain: str, person_keys: Iterable[str]) -> None:
-    """Load and lock the ledger rows of these people in one query, so that `first_order`
-    asks the database only about people not named here."""
-    keys = sorted(set(person_keys))
-    if not keys:
+def prefetch_first_orders(session: Session, people: Iterable[tuple[str, str]]) -> None:
+    """Load and lock the ledger rows of these (shop, person key) pairs in one query, so
+    that `first_order` asks the database only about people not named here."""
+    pairs = set(people)
+    if not pairs:
         return
     found = session.scalars(
         select(CustomerLedger)
-        .where(CustomerLedger.shop_domain == shop_domain, CustomerLedger.person_key.in_(keys))
+        .where(
+            CustomerLedger.shop_domain.in_(sorted({shop for shop, _ in pairs})),
+            CustomerLedger.person_key.in_(sorted({key for _, key in pairs})),
+        )
         .with_for_update()
     ).all()
     known = session.info.setdefault(_KNOWN, {})
-    known.update({(shop_domain, key): None for key in keys})
+    known.update(dict.fromkeys(pairs))
     known.update(
-        {(shop_domain, row.person_key): (row.first_order_id, row.first_order_at) for row in found}
+        {
+            (row.shop_domain, row.person_key): (row.first_order_id, row.first_order_at)
+            for row in found
+            if (row.shop_domain, row.person_key) in pairs
+        }
     )
 
 

@@ -15,20 +15,25 @@ from connector.timeutil import utcnow
 
 
 def cached_products(
-    session: Session, shop_domain: str, product_ids: Iterable[str], fresh_after: datetime
-) -> dict[str, dict[str, Any]]:
-    """Product id -> cached details fetched after `fresh_after`, in one query."""
-    wanted = sorted(set(product_ids))
-    if not wanted:
+    session: Session, wanted: Iterable[tuple[str, str]], fresh_after: datetime
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """(shop, product id) -> cached details fetched after `fresh_after`, in one query for
+    any number of shops."""
+    pairs = set(wanted)
+    if not pairs:
         return {}
     rows = session.execute(
-        select(CachedProduct.product_id, CachedProduct.details).where(
-            CachedProduct.shop_domain == shop_domain,
-            CachedProduct.product_id.in_(wanted),
+        select(CachedProduct.shop_domain, CachedProduct.product_id, CachedProduct.details).where(
+            CachedProduct.shop_domain.in_(sorted({shop for shop, _ in pairs})),
+            CachedProduct.product_id.in_(sorted({product for _, product in pairs})),
             CachedProduct.fetched_at > fresh_after,
         )
     )
-    return {str(product_id): dict(details or {}) for product_id, details in rows}
+    return {
+        (str(shop), str(product_id)): dict(details or {})
+        for shop, product_id, details in rows
+        if (shop, product_id) in pairs
+    }
 
 
 def store_products(

@@ -13,59 +13,72 @@ from connector.storage.models import CustomerLedger, CustomerOrder, ShopperConse
 from connector.timeutil import utcnow
 
 
-def link_emails(session: Session, shop_domain: str, customers: Mapping[str, str]) -> set[str]:
-    """Remember which customer id each email belongs to (email -> customer id); return the
-    emails linked for the first time. What the ledger held under those emails (a shopper
-    who bought as a guest first) moves to the customer id, in a few statements per batch.
+def link_emails(session: Session, links: Mapping[str, Mapping[str, str]]) -> None:
+    """Remember which customer id each email belongs to (shop -> email -> customer id), for
+    any number of shops in one statement. What the ledger held under emails linked for the
+    first time (a shopper who bought as a guest first) moves to the customer id.
 
     An email already linked keeps its first customer id (Shopify allows one customer per
     email in a shop).
     """
-    if not customers:
-        return set()
-    now = utcnow()
+    rows = [
+        {"shop_domain": shop, "email": email, "customer_id": customer, "linked_at": utcnow()}
+        for shop, customers in sorted(links.items())
+        for email, customer in sorted(customers.items())
+    ]
+    if not rows:
+        return
     table = ShopperEmail.__table__
     assert isinstance(table, Table)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    rows = [
-        {"shop_domain": shop_domain, "email": email, "customer_id": customer, "linked_at": now}
-        for email, customer in sorted(customers.items())
-    ]
-    statement = insert(table).on_conflict_do_nothing().returning(table.c.email)
-    linked = {str(email) for email in session.scalars(statement, rows)}
+    statement = insert(table).on_conflict_do_nothing().returning(table.c.shop_domain, table.c.email)
+    linked = session.execute(statement, rows).all()
     if linked:
-        _move_ledger(session, shop_domain, {email: customers[email] for email in linked})
-    return linked
+        _move_ledger(
+            session, {(str(shop), str(email)): links[shop][email] for shop, email in linked}
+        )
 
 
-def customers_for(session: Session, shop_domain: str, emails: Iterable[str]) -> dict[str, str]:
-    """email -> customer id, for the emails a customer is known by (one query)."""
-    wanted = sorted(set(emails))
-    if not wanted:
+def customers_for(
+    session: Session, wanted: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """(shop, email) -> customer id, for the emails a customer is known by (one query for
+    any number of shops)."""
+    pairs = set(wanted)
+    if not pairs:
         return {}
     rows = session.execute(
-        select(ShopperEmail.email, ShopperEmail.customer_id).where(
-            ShopperEmail.shop_domain == shop_domain, ShopperEmail.email.in_(wanted)
+        select(ShopperEmail.shop_domain, ShopperEmail.email, ShopperEmail.customer_id).where(
+            ShopperEmail.shop_domain.in_(sorted({shop for shop, _ in pairs})),
+            ShopperEmail.email.in_(sorted({email for _, email in pairs})),
         )
     )
-    return {str(email): str(customer) for email, customer in rows}
+    return {
+        (str(shop), str(email)): str(customer)
+        for shop, email, customer in rows
+        if (shop, email) in pairs
+    }
 
 
-def _move_ledger(session: Session, shop_domain: str, customers: Mapping[str, str]) -> None:
-    """Re-key a guest's orders and first-order claim from the email to the customer id."""
-    emails = sorted(customers)
+def _move_ledger(session: Session, customers: Mapping[tuple[str, str], str]) -> None:
+    """Re-key guests' orders and first-order claims from the email to the customer id
+    ((shop, email) -> customer id)."""
+    shops = sorted({shop for shop, _ in customers})
+    emails = sorted({email for _, email in customers})
     held = session.scalars(
         select(CustomerLedger).where(
-            CustomerLedger.shop_domain == shop_domain, CustomerLedger.person_key.in_(emails)
+            CustomerLedger.shop_domain.in_(shops), CustomerLedger.person_key.in_(emails)
         )
     ).all()
     for guest in held:
-        customer = customers[guest.person_key]
-        account = session.get(CustomerLedger, (shop_domain, customer))
+        customer = customers.get((guest.shop_domain, guest.person_key))
+        if customer is None:  # the email of another of the shops
+            continue
+        account = session.get(CustomerLedger, (guest.shop_domain, customer))
         if account is None:
             session.add(
                 CustomerLedger(
-                    shop_domain=shop_domain,
+                    shop_domain=guest.shop_domain,
                     person_key=customer,
                     first_order_id=guest.first_order_id,
                     first_order_at=guest.first_order_at,
@@ -76,27 +89,30 @@ def _move_ledger(session: Session, shop_domain: str, customers: Mapping[str, str
             account.first_order_id = guest.first_order_id
             account.first_order_at = guest.first_order_at
         session.delete(guest)
-    with_orders = session.scalars(
-        select(CustomerOrder.person_key)
-        .where(CustomerOrder.shop_domain == shop_domain, CustomerOrder.person_key.in_(emails))
+    with_orders = session.execute(
+        select(CustomerOrder.shop_domain, CustomerOrder.person_key)
+        .where(CustomerOrder.shop_domain.in_(shops), CustomerOrder.person_key.in_(emails))
         .distinct()
     ).all()
-    for email in with_orders:
+    for shop, email in with_orders:
+        if (shop, email) not in customers:
+            continue
         session.execute(
             update(CustomerOrder)
-            .where(CustomerOrder.shop_domain == shop_domain, CustomerOrder.person_key == email)
-            .values(person_key=customers[email])
+            .where(CustomerOrder.shop_domain == shop, CustomerOrder.person_key == email)
+            .values(person_key=customers[(shop, email)])
             .execution_options(synchronize_session=False)
         )
     session.flush()  # the ledger's next look-ups (session.get) must see the moved rows
 
 
 def record_consents(
-    session: Session, shop_domain: str, consents: Mapping[tuple[str, str], tuple[str, datetime]]
+    session: Session,
+    consents: Mapping[tuple[str, str, str], tuple[str, datetime]],
 ) -> None:
-    """Store (person key, channel) -> (state, as of); a stored consent that is newer wins.
-
-    One statement for a whole batch: an upsert that only overwrites an older consent.
+    """Store (shop, person key, channel) -> (state, as of); a stored consent that is newer
+    wins. One statement for any number of shops: an upsert that only overwrites an older
+    consent.
     """
     if not consents:
         return
@@ -105,14 +121,8 @@ def record_consents(
     postgres = session.get_bind().dialect.name == "postgresql"
     insert = (postgresql.insert if postgres else sqlite.insert)(table)
     rows = [
-        {
-            "shop_domain": shop_domain,
-            "person_key": key,
-            "channel": channel,
-            "state": state,
-            "as_of": at,
-        }
-        for (key, channel), (state, at) in sorted(consents.items())
+        {"shop_domain": shop, "person_key": key, "channel": channel, "state": state, "as_of": at}
+        for (shop, key, channel), (state, at) in sorted(consents.items())
     ]
     statement = insert.on_conflict_do_update(
         index_elements=["shop_domain", "person_key", "channel"],

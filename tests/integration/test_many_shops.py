@@ -266,3 +266,31 @@ def test_one_shops_requests_go_at_once_a_persons_events_in_one(
     everyone = [person for people in per_request for person in people]
     assert len(set(everyone)) == 2 * size + 1  # and the first order's customer
     assert len(everyone) == len(set(everyone))  # each person's events in one request
+
+
+def test_shops_mapped_together_learn_nothing_from_each_other(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    """One transaction reads the customers, ledger rows and events of a group of shops at
+    once: what one shop knows (an email's customer, a first order) stays in that shop."""
+    linked, guest = add_shops(rt, fake_customerio, 2)
+    email = "shared@example.com"
+    when = NOW.isoformat()
+    customer = {"id": 501, "email": email}
+    by_customer = make_order(9_000_001, when=when, email=email, customer=customer)
+    as_guest = make_order(9_000_002, when=when, email=email, customer=None)
+    as_guest["customer"] = None
+    post_webhook(client, "orders/create", by_customer, "g-1", linked)
+    post_webhook(client, "orders/create", as_guest, "g-2", guest)
+
+    assert process_inbox() == 2
+
+    with rt.sessions() as session:
+        placed = {
+            e.shop_domain: e
+            for e in session.scalars(select(Event).where(Event.name == "order_placed"))
+        }
+    assert placed[linked].person_id == "501"
+    assert placed[guest].person_id == email  # not the other shop's customer 501
+    assert placed[linked].properties["is_first_order"] is True
+    assert placed[guest].properties["is_first_order"] is True
