@@ -19,15 +19,15 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    union_all,
     update,
 )
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import TextClause
 
 from connector.events import CanonicalEvent, EventName
 from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
 from connector.storage.db import Session
-from connector.storage.models import DeliveryAttempt, Event, Shop, checkout_token
+from connector.storage.models import DeliveryAttempt, Event, Shop, UTCDateTime, checkout_token
 from connector.timeutil import utcnow
 
 _ABSENT_EVENTS = "events known not to exist yet"
@@ -225,6 +225,28 @@ _PENDING_SHOPS = text(
 _IS_PENDING = text("events.status = 'pending'")
 
 
+@cache
+def _candidates(shops: int, dialect: str) -> TextClause:
+    """Each of `shops` shops' oldest due events (:shop0, :shop1, ...), at most :per_shop
+    each, read from the pending-events index. Written out once per number of shops: built
+    with SQLAlchemy's expressions, a claim over 64 shops spent 50 ms constructing it.
+
+    SQLite is told which index to use: without statistics it walked the status index, every
+    pending event of every shop for each shop (342 ms for 64 shops and 2,000 pending
+    events; 3 ms on ix_events_pending). PostgreSQL's planner has statistics.
+    """
+    table = "events INDEXED BY ix_events_pending" if dialect == "sqlite" else "events"
+    one = (
+        f"SELECT * FROM (SELECT id, lease_owner FROM {table}"
+        " WHERE shop_domain = :shop{n} AND events.status = 'pending'"
+        " AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+        " AND (lease_until IS NULL OR lease_until < :now)"
+        " ORDER BY occurred_at LIMIT :per_shop) AS shop{n}_due"
+    )
+    statement = " UNION ALL ".join(one.format(n=n) for n in range(shops))
+    return text(statement).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def shops_with_pending_events(session: Session, after: str, most: int) -> list[str]:
     """Up to `most` shops with pending events, in name order starting after `after` and
     wrapping around (so a claim that cannot take every shop takes the next ones next)."""
@@ -277,16 +299,10 @@ def claim_due_events_of_shops(
     shops = [shop for shop in shops if shop in deliverable and shop not in skipped][:max_shops]
     if not shops:
         return []
-    due = _due(now)
-    per_shop_queries = [
-        select(Event.id, Event.lease_owner)
-        .where(Event.shop_domain == shop, _IS_PENDING, due)
-        .order_by(Event.occurred_at)
-        .limit(per_shop)
-        .subquery()
-        for shop in shops
-    ]
-    candidates = session.execute(union_all(*(select(query) for query in per_shop_queries))).all()
+    parameters: dict[str, Any] = {f"shop{n}": shop for n, shop in enumerate(shops)}
+    parameters.update(now=now, per_shop=per_shop)
+    dialect = session.get_bind().dialect.name
+    candidates = session.execute(_candidates(len(shops), dialect), parameters).all()
     if not candidates:
         return []
     abandoned = [event_id for event_id, owner in candidates if owner is not None]
