@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/retention.py [--events 1000000] [--days 365] [--runs 5]
                                         [--chunk-size 5000] [--body-bytes 1024]
+                                        [--keep-schema] [--seed-only]
 
 In a throwaway PostgreSQL schema (`bench_retention_<random>` in the `test` database, created
 and dropped here), seeds `--events` order_placed events spread evenly over `--days` (oldest
@@ -20,6 +21,10 @@ bench/console.py times, with search targets among the events kept); the prune of
 jobs/retention.py with the default settings (events 90 days, webhooks 30), in chunks, no
 time budget: wall time and rows/s; rows per table after; the pages again, right after the
 prune and after VACUUM ANALYZE (what autovacuum does next). Target: every page < 300 ms.
+
+`--keep-schema` leaves the schema in place (its name is printed; drop it yourself with
+`DROP SCHEMA ... CASCADE`), so queries can be studied with EXPLAIN without seeding again;
+`--seed-only` stops after the seed and its VACUUM ANALYZE (and keeps the schema).
 """
 
 from __future__ import annotations
@@ -239,7 +244,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--body-bytes", type=int, default=1024)
+    parser.add_argument("--keep-schema", action="store_true", help="do not drop the schema")
+    parser.add_argument("--seed-only", action="store_true", help="seed, then stop (keeps it)")
     args = parser.parse_args()
+    keep = args.keep_schema or args.seed_only
     try:
         admin = psycopg.connect(console.PG_URL, autocommit=True, connect_timeout=2)
     except psycopg.OperationalError:
@@ -250,7 +258,10 @@ def main() -> None:
         try:
             run(schema_url(console.PG_URL, schema), redis_url, args)
         finally:
-            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            if keep:
+                print(f'\nschema kept: {schema} (DROP SCHEMA "{schema}" CASCADE when done)')
+            else:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def run(database_url: str, redis_url: str, args: argparse.Namespace) -> None:
@@ -273,6 +284,9 @@ def run(database_url: str, redis_url: str, args: argparse.Namespace) -> None:
     print(
         f"  (VACUUM ANALYZE {analyzed:.0f} s); rows before: {_rows(before)}; {size_before:,.0f} MB"
     )
+    if args.seed_only:
+        rt.engine.dispose()
+        return
 
     pages_before = console.time_pages(rt, targets, args.runs)
     console.report("console before the prune", pages_before)
