@@ -1,0 +1,151 @@
+"""The console's problem lists: failed, quarantined, unidentifiable and waiting events, each
+with its exact total, its groups (by reason, violation, shop or why it waits) and the latest
+events.
+
+With a million events stored these lists hold tens of thousands, so totals and groups are
+read from indexes alone (ix_event_due, ix_events_failed_reason, ix_events_quarantined), and
+only the rows shown are read from the table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from connector.statuses import EventStatus, ShopStatus
+from connector.storage.db import Session
+from connector.storage.models import Event, Shop
+
+LIST_KINDS = ("failed", "quarantined", "unidentifiable", "waiting")
+WAITING_SHOP_STATES = (ShopStatus.CREDENTIALS_REJECTED, ShopStatus.UNINSTALLED)
+ROW_LIMIT = 200
+GROUP_LIMIT = 50
+_STATUS = {
+    "failed": EventStatus.FAILED,
+    "quarantined": EventStatus.QUARANTINED,
+    "unidentifiable": EventStatus.UNIDENTIFIABLE,
+}
+
+
+@dataclass(frozen=True)
+class EventList:
+    kind: str
+    total: int
+    groups: list[tuple[str, int]]
+    events: list[Event]
+
+
+def event_list(
+    session: Session, kind: str, shop: str | None = None, reason: str | None = None
+) -> EventList:
+    """One of LIST_KINDS: the total, the counts per group, and the latest matching events."""
+    parts = _list_parts(kind)
+    if shop:
+        parts = [part & (Event.shop_domain == shop) for part in parts]
+    if reason and kind == "failed":
+        parts = [part & (Event.reason == reason) for part in parts]
+    total = sum(_count(session, part) for part in parts)
+    return EventList(kind, total, _groups(session, kind, parts), _latest(session, parts))
+
+
+def list_counts(session: Session) -> dict[str, int]:
+    """How many events each problem list holds."""
+    return {kind: sum(_count(session, part) for part in _list_parts(kind)) for kind in LIST_KINDS}
+
+
+def _list_parts(kind: str) -> list[ColumnElement[bool]]:
+    """The list's events as disjoint conditions, each one an index can answer alone (an OR
+    across statuses makes PostgreSQL read the whole index)."""
+    if kind != "waiting":
+        return [Event.status == _STATUS[kind]]
+    stuck_shops = select(Shop.domain).where(Shop.status.in_(WAITING_SHOP_STATES))
+    return [
+        Event.status == EventStatus.WAITING_FOR_IDENTITY,
+        (Event.status == EventStatus.PENDING) & Event.shop_domain.in_(stuck_shops),
+    ]
+
+
+def _count(session: Session, where: ColumnElement[bool]) -> int:
+    return session.scalar(select(func.count()).select_from(Event).where(where)) or 0
+
+
+def _latest(session: Session, parts: list[ColumnElement[bool]]) -> list[Event]:
+    """The ROW_LIMIT latest events over all parts: each part's latest on its own, merged."""
+    newest = Event.occurred_at.desc()
+    if len(parts) == 1:
+        return list(
+            session.scalars(select(Event).where(parts[0]).order_by(newest).limit(ROW_LIMIT))
+        )
+    latest = select(Event.id, Event.occurred_at).order_by(newest).limit(ROW_LIMIT)
+    found = [row for part in parts for row in session.execute(latest.where(part))]
+    found.sort(key=lambda row: row[1], reverse=True)
+    ids = [event_id for event_id, _ in found[:ROW_LIMIT]]
+    if not ids:
+        return []
+    return list(session.scalars(select(Event).where(Event.id.in_(ids)).order_by(newest)))
+
+
+def _groups(session: Session, kind: str, parts: list[ColumnElement[bool]]) -> list[tuple[str, int]]:
+    where = parts[0]
+    if kind == "quarantined":
+        return _violation_groups(session, where)
+    if kind == "waiting":
+        return _waiting_groups(session, parts)
+    key = Event.reason if kind == "failed" else Event.shop_domain
+    query = select(key, func.count()).where(where).group_by(key)
+    rows = session.execute(query.order_by(func.count().desc(), key).limit(GROUP_LIMIT))
+    return [(label or "(no reason)", int(count)) for label, count in rows]
+
+
+def _violation_groups(session: Session, where: ColumnElement[bool]) -> list[tuple[str, int]]:
+    """Events per violation, exactly: the events counted per distinct list of violations
+    (on the index), then one event's list read per distinct list."""
+    lists = session.execute(
+        select(Event.violations_key, func.count(), func.min(Event.id))
+        .where(where)
+        .group_by(Event.violations_key)
+    ).all()
+    first_ids = [first for key, _, first in lists if key is not None]
+    examples: dict[str, list[str] | None] = {}
+    for start in range(0, len(first_ids), 1000):
+        chunk = first_ids[start : start + 1000]
+        found = session.execute(select(Event.id, Event.violations).where(Event.id.in_(chunk)))
+        examples.update((event_id, violations) for event_id, violations in found)
+    counts: Counter[str] = Counter()
+    for key, count, first in lists:
+        if key is not None:
+            for violation in examples.get(first) or ():
+                counts[violation] += count
+    if any(key is None for key, _, _ in lists):  # written without the ORM: read them
+        unkeyed = session.scalars(
+            select(Event.violations).where(where, Event.violations_key.is_(None))
+        )
+        counts.update(v for violations in unkeyed for v in violations or ())
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ranked[:GROUP_LIMIT]
+
+
+def _waiting_groups(session: Session, parts: list[ColumnElement[bool]]) -> list[tuple[str, int]]:
+    """Per shop and why its events wait; the parts' groups are disjoint, so the top groups
+    of all are among each part's top ones."""
+    counted: list[tuple[str, int]] = []
+    for part in parts:
+        query = (
+            select(Event.shop_domain, Shop.status, Event.status, func.count())
+            .outerjoin(Shop, Shop.domain == Event.shop_domain)
+            .where(part)
+            .group_by(Event.shop_domain, Shop.status, Event.status)
+            .order_by(func.count().desc())
+            .limit(GROUP_LIMIT)
+        )
+        for shop, shop_status, status, count in session.execute(query):
+            if status == EventStatus.WAITING_FOR_IDENTITY:
+                why = "anonymous checkout, waiting for an email"
+            else:
+                why = f"shop {str(shop_status).replace('_', ' ')}"
+            counted.append((f"{shop}: {why}", int(count)))
+    counted.sort(key=lambda group: (-group[1], group[0]))
+    return counted[:GROUP_LIMIT]
