@@ -10,6 +10,7 @@ only the rows shown are read from the table.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -97,7 +98,7 @@ def _groups(session: Session, kind: str, parts: list[ColumnElement[bool]]) -> li
     key = Event.reason if kind == "failed" else Event.shop_domain
     query = select(key, func.count()).where(where).group_by(key)
     rows = session.execute(query.order_by(func.count().desc(), key).limit(GROUP_LIMIT))
-    return [(label or "(no reason)", int(count)) for label, count in rows]
+    return _ranked((label or "(no reason)", int(count)) for label, count in rows)
 
 
 def _violation_groups(session: Session, where: ColumnElement[bool]) -> list[tuple[str, int]]:
@@ -124,8 +125,7 @@ def _violation_groups(session: Session, where: ColumnElement[bool]) -> list[tupl
             select(Event.violations).where(where, Event.violations_key.is_(None))
         )
         counts.update(v for violations in unkeyed for v in violations or ())
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return ranked[:GROUP_LIMIT]
+    return _ranked(counts.items())
 
 
 def _waiting_groups(session: Session, parts: list[ColumnElement[bool]]) -> list[tuple[str, int]]:
@@ -147,5 +147,9 @@ def _waiting_groups(session: Session, parts: list[ColumnElement[bool]]) -> list[
             else:
                 why = f"shop {str(shop_status).replace('_', ' ')}"
             counted.append((f"{shop}: {why}", int(count)))
-    counted.sort(key=lambda group: (-group[1], group[0]))
-    return counted[:GROUP_LIMIT]
+    return _ranked(counted)
+
+
+def _ranked(groups: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The GROUP_LIMIT largest groups, largest first, ties by label (on any database)."""
+    return sorted(groups, key=lambda group: (-group[1], group[0]))[:GROUP_LIMIT]
