@@ -24,6 +24,7 @@ LIST_KINDS = ("failed", "quarantined", "unidentifiable", "waiting")
 WAITING_SHOP_STATES = (ShopStatus.CREDENTIALS_REJECTED, ShopStatus.UNINSTALLED)
 ROW_LIMIT = 200
 GROUP_LIMIT = 50
+VIOLATION_LISTS = 1000  # distinct lists of violations read per page, the commonest first
 _STATUS = {
     "failed": EventStatus.FAILED,
     "quarantined": EventStatus.QUARANTINED,
@@ -37,6 +38,9 @@ class EventList:
     total: int
     groups: list[tuple[str, int]]
     events: list[Event]
+    # The events the groups were counted over, when not all of them: quarantined events
+    # with more than VIOLATION_LISTS distinct lists of violations (the rarest are left out).
+    grouped: int | None = None
 
 
 def event_list(
@@ -49,7 +53,13 @@ def event_list(
     if reason and kind == "failed":
         parts = [part & (Event.reason == reason) for part in parts]
     total = sum(_count(session, part) for part in parts)
-    return EventList(kind, total, _groups(session, kind, parts), _latest(session, parts))
+    grouped = None
+    if kind == "quarantined":
+        groups, grouped = _violation_groups(session, parts[0])
+    else:
+        groups = _groups(session, kind, parts)
+    latest = _latest(session, parts)
+    return EventList(kind, total, groups, latest, None if grouped == total else grouped)
 
 
 def list_counts(session: Session) -> dict[str, int]:
@@ -91,8 +101,6 @@ def _latest(session: Session, parts: list[ColumnElement[bool]]) -> list[Event]:
 
 def _groups(session: Session, kind: str, parts: list[ColumnElement[bool]]) -> list[tuple[str, int]]:
     where = parts[0]
-    if kind == "quarantined":
-        return _violation_groups(session, where)
     if kind == "waiting":
         return _waiting_groups(session, parts)
     key = Event.reason if kind == "failed" else Event.shop_domain
@@ -101,31 +109,36 @@ def _groups(session: Session, kind: str, parts: list[ColumnElement[bool]]) -> li
     return _ranked((label or "(no reason)", int(count)) for label, count in rows)
 
 
-def _violation_groups(session: Session, where: ColumnElement[bool]) -> list[tuple[str, int]]:
-    """Events per violation, exactly: the events counted per distinct list of violations
-    (on the index), then one event's list read per distinct list."""
-    lists = session.execute(
-        select(Event.violations_key, func.count(), func.min(Event.id))
-        .where(where)
-        .group_by(Event.violations_key)
+def _violation_groups(
+    session: Session, where: ColumnElement[bool]
+) -> tuple[list[tuple[str, int]], int]:
+    """Events per violation, exact over the events counted, and how many those are: the
+    events are counted per distinct list of violations (on the index), then one event's
+    list is read for each of the VIOLATION_LISTS commonest lists (all of them, usually: a
+    mapping or spec problem gives the same few lists to every event it breaks)."""
+    key, count = Event.violations_key, func.count()
+    keyed = session.execute(
+        select(key, count, func.min(Event.id))
+        .where(where, key.is_not(None))
+        .group_by(key)
+        .order_by(count.desc(), key)
+        .limit(VIOLATION_LISTS)
     ).all()
-    first_ids = [first for key, _, first in lists if key is not None]
-    examples: dict[str, list[str] | None] = {}
-    for start in range(0, len(first_ids), 1000):
-        chunk = first_ids[start : start + 1000]
-        found = session.execute(select(Event.id, Event.violations).where(Event.id.in_(chunk)))
-        examples.update((event_id, violations) for event_id, violations in found)
+    found = session.execute(
+        select(Event.id, Event.violations).where(Event.id.in_([first for _, _, first in keyed]))
+    )
+    examples: dict[str, list[str] | None] = {event_id: listed for event_id, listed in found}
     counts: Counter[str] = Counter()
-    for key, count, first in lists:
-        if key is not None:
-            for violation in examples.get(first) or ():
-                counts[violation] += count
-    if any(key is None for key, _, _ in lists):  # written without the ORM: read them
-        unkeyed = session.scalars(
-            select(Event.violations).where(where, Event.violations_key.is_(None))
-        )
-        counts.update(v for violations in unkeyed for v in violations or ())
-    return _ranked(counts.items())
+    for _, events, first in keyed:
+        for violation in examples.get(first) or ():
+            counts[violation] += events
+    grouped = sum(events for _, events, _ in keyed)
+    if _count(session, where & key.is_(None)):  # written without the ORM: read one by one
+        rows = session.scalars(select(Event.violations).where(where, key.is_(None)))
+        for violations in rows:
+            counts.update(violations or ())
+            grouped += 1
+    return _ranked(counts.items()), grouped
 
 
 def _waiting_groups(session: Session, parts: list[ColumnElement[bool]]) -> list[tuple[str, int]]:

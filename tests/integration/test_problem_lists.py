@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from sqlalchemy import insert, text
 
@@ -69,6 +70,27 @@ def test_quarantined_groups_count_each_violation_over_every_event(rt: Runtime) -
         (e.occurred_at for e in listing.events), reverse=True
     )
     assert (one_shop.total, one_shop.groups) == (2, [(CURRENCY, 2), (PRICE, 1), (SKU, 1)])
+
+
+def test_quarantined_groups_past_the_commonest_lists_say_what_they_counted(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past VIOLATION_LISTS distinct lists, the rarest are left out of the groups (the total
+    stays exact) and the page says how many events the groups count."""
+    monkeypatch.setattr(problems, "VIOLATION_LISTS", 2)
+    add_events(
+        rt,
+        *[(SHOP, EventStatus.QUARANTINED, quarantined(PRICE)) for _ in range(3)],
+        *[(SHOP, EventStatus.QUARANTINED, quarantined(CURRENCY, PRICE)) for _ in range(2)],
+        (SHOP, EventStatus.QUARANTINED, quarantined(SKU)),
+    )
+    with rt.sessions() as session:
+        listing = problems.event_list(session, "quarantined")
+    assert (listing.total, listing.grouped) == (6, 5)
+    assert listing.groups == [(PRICE, 5), (CURRENCY, 2)]
+    monkeypatch.setattr(problems, "VIOLATION_LISTS", 3)
+    with rt.sessions() as session:
+        assert problems.event_list(session, "quarantined").grouped is None  # all counted
 
 
 def test_quarantined_events_written_without_the_orm_still_count(rt: Runtime) -> None:
