@@ -48,6 +48,7 @@ from connector.storage.models import (  # noqa: E402
     ReplayAudit,
     Shop,
     WebhookDelivery,
+    violations_digest,
 )
 from connector.timeutil import utcnow  # noqa: E402
 from webhooks.mapping import map_order  # noqa: E402
@@ -144,12 +145,13 @@ def _event(
     properties = {**base.properties, "order_id": order_id, "order_name": f"#{i}"}
     properties["checkout_token"] = f"checkout-{i}"
     person = {**_as_dict(base.person), "customer_id": customer_id, "email": email}
+    violations = ["items[0].price: must be a number"] if status == "quarantined" else None
     return {
         "id": event_id, "shop_domain": shop, "name": "order_placed", "natural_key": order_id,
         "reference": f"#{i}", "person_id": customer_id, "customer_id": customer_id,
         "email": email, "person": person, "occurred_at": occurred,
         "properties": properties, "status": status, "reason": reason,
-        "violations": ["items[0].price: must be a number"] if status == "quarantined" else None,
+        "violations": violations, "violations_key": violations_digest(violations),
         "source_delivery_id": i + 1, "attempts": 1, "created_at": occurred, "updated_at": occurred,
         "queued_at": occurred, "delivered_at": delivered if status == "delivered" else None,
     }  # fmt: skip

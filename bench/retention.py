@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/retention.py [--events 1000000] [--days 365] [--runs 5]
                                         [--chunk-size 5000] [--body-bytes 1024]
+                                        [--keep-schema] [--seed-only]
 
 In a throwaway PostgreSQL schema (`bench_retention_<random>` in the `test` database, created
 and dropped here), seeds `--events` order_placed events spread evenly over `--days` (oldest
@@ -18,8 +19,13 @@ Rows go in with COPY. Then: VACUUM ANALYZE (as autovacuum leaves a live database
 per table; the console's pages (the ones
 bench/console.py times, with search targets among the events kept); the prune of
 jobs/retention.py with the default settings (events 90 days, webhooks 30), in chunks, no
-time budget: wall time and rows/s; rows per table after; the pages again, right after the
-prune and after VACUUM ANALYZE (what autovacuum does next). Target: every page < 300 ms.
+time budget: wall time and rows/s (and the vacuum of the tables it changed most, which a
+run this large ends with); rows per table after; the pages again, right after the prune and
+after a VACUUM ANALYZE of every table (what autovacuum does next). Target: every page < 300 ms.
+
+`--keep-schema` leaves the schema in place (its name is printed; drop it yourself with
+`DROP SCHEMA ... CASCADE`), so queries can be studied with EXPLAIN without seeding again;
+`--seed-only` stops after the seed and its VACUUM ANALYZE (and keeps the schema).
 """
 
 from __future__ import annotations
@@ -239,7 +245,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--body-bytes", type=int, default=1024)
+    parser.add_argument("--keep-schema", action="store_true", help="do not drop the schema")
+    parser.add_argument("--seed-only", action="store_true", help="seed, then stop (keeps it)")
     args = parser.parse_args()
+    keep = args.keep_schema or args.seed_only
     try:
         admin = psycopg.connect(console.PG_URL, autocommit=True, connect_timeout=2)
     except psycopg.OperationalError:
@@ -250,7 +259,10 @@ def main() -> None:
         try:
             run(schema_url(console.PG_URL, schema), redis_url, args)
         finally:
-            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            if keep:
+                print(f'\nschema kept: {schema} (DROP SCHEMA "{schema}" CASCADE when done)')
+            else:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def run(database_url: str, redis_url: str, args: argparse.Namespace) -> None:
@@ -273,6 +285,9 @@ def run(database_url: str, redis_url: str, args: argparse.Namespace) -> None:
     print(
         f"  (VACUUM ANALYZE {analyzed:.0f} s); rows before: {_rows(before)}; {size_before:,.0f} MB"
     )
+    if args.seed_only:
+        rt.engine.dispose()
+        return
 
     pages_before = console.time_pages(rt, targets, args.runs)
     console.report("console before the prune", pages_before)
@@ -289,8 +304,11 @@ def run(database_url: str, redis_url: str, args: argparse.Namespace) -> None:
         f"events unlinked) in {report.seconds:.1f} s = {report.rows / report.seconds:,.0f} rows/s, "
         f"{report.chunks} chunks"
     )
+    if report.vacuumed:
+        tables, seconds = ", ".join(report.vacuumed), report.vacuum_seconds
+        print(f"  then the prune vacuumed {tables} in {seconds:.1f} s")
     assert deleted == report.rows, (deleted, report.rows)
-    print(f"  rows after: {_rows(after)}; {sizes_mb(rt):,.0f} MB before VACUUM")
+    print(f"  rows after: {_rows(after)}; {sizes_mb(rt):,.0f} MB before VACUUM of every table")
 
     pages_after = console.time_pages(rt, targets, args.runs)
     console.report("console right after the prune", pages_after)

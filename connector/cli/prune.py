@@ -61,6 +61,8 @@ def report_lines(report: PruneReport, policy: RetentionPolicy, configured_days: 
         f"{report.rows:,} rows {verb} in {report.seconds:.1f} s "
         f"({report.chunks} chunks of up to {policy.chunk_rows:,})"
     )
+    if report.vacuumed:
+        lines.append(f"then vacuumed {', '.join(report.vacuumed)} in {report.vacuum_seconds:.1f} s")
     return lines
 
 

@@ -36,6 +36,7 @@ from connector.shop_domain import normalize_shop_domain
 from connector.statuses import EventStatus
 from connector.storage import console as console_queries
 from connector.storage import health as console_stats
+from connector.storage import problems
 from connector.storage import reconciliation as reconciliations
 from connector.storage.db import transaction
 from connector.storage.replay import recent_audits
@@ -140,7 +141,7 @@ def overview() -> ResponseReturnValue:
     """Shops' recent delivery health and the size of each problem list."""
     with _rt().sessions() as db:
         shops = console_stats.shops_health(db)
-        counts = console_queries.list_counts(db)
+        counts = problems.list_counts(db)
         set_aside = console_queries.webhooks_set_aside(db)
         reconciled = reconciliations.states(db)
     return render_template(
@@ -192,12 +193,12 @@ def timeline(event_id: str) -> ResponseReturnValue:
 @blueprint.get("/lists/<kind>")
 def event_list(kind: str) -> ResponseReturnValue:
     """Failed, quarantined, unidentifiable or waiting events, grouped and counted."""
-    if kind not in console_queries.LIST_KINDS:
+    if kind not in problems.LIST_KINDS:
         abort(404)
     shop_filter = request.args.get("shop") or None
     reason = request.args.get("reason") or None
     with _rt().sessions() as db:
-        listing = console_queries.event_list(db, kind, shop_filter, reason)
+        listing = problems.event_list(db, kind, shop_filter, reason)
     return render_template("console/list.html", listing=listing, shop=shop_filter, reason=reason)
 
 

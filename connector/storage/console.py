@@ -1,32 +1,28 @@
-"""Read models for people: search, an event's timeline, the problem lists, latest events.
+"""Read models for people: search, an event's timeline, latest events, webhooks set aside.
 
-The console, `connector events` and the demo's summary read events through here.
+The console, `connector events` and the demo's summary read events through here; the
+problem lists are in connector/storage/problems.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, String, cast, func, or_, select
-from sqlalchemy.sql.elements import ColumnElement
 
-from connector.statuses import DeliveryOutcome, EventStatus, InboxState, ShopStatus
+from connector.statuses import DeliveryOutcome, EventStatus, InboxState
 from connector.storage.db import Session, Sessions
 from connector.storage.models import (
     DeliveryAttempt,
     Event,
     ReplayAudit,
-    Shop,
     WebhookDelivery,
     checkout_token,
 )
 
-LIST_KINDS = ("failed", "quarantined", "unidentifiable", "waiting")
-WAITING_SHOP_STATES = (ShopStatus.CREDENTIALS_REJECTED, ShopStatus.UNINSTALLED)
 ROW_LIMIT = 200
 SEARCH_LIMIT = 100
 
@@ -228,77 +224,6 @@ def _final(event: Event) -> Step:
     tone = tones.get(event.status, "bad")
     facts = {"status": event.status, "attempts": event.attempts, "reason": event.reason}
     return Step(f"Now: {event.status.replace('_', ' ')}", event.delivered_at, tone, facts)
-
-
-@dataclass(frozen=True)
-class EventList:
-    kind: str
-    total: int
-    groups: list[tuple[str, int]]
-    events: list[Event]
-
-
-def event_list(
-    session: Session, kind: str, shop: str | None = None, reason: str | None = None
-) -> EventList:
-    """One of LIST_KINDS: the total, the counts per group, and the latest matching events."""
-    where = _list_condition(kind)
-    if shop:
-        where = where & (Event.shop_domain == shop)
-    if reason and kind == "failed":
-        where = where & (Event.reason == reason)
-    total = session.scalar(select(func.count()).select_from(Event).where(where)) or 0
-    rows = select(Event).where(where).order_by(Event.occurred_at.desc()).limit(ROW_LIMIT)
-    return EventList(kind, total, _groups(session, kind, where), list(session.scalars(rows)))
-
-
-def list_counts(session: Session) -> dict[str, int]:
-    """How many events each problem list holds."""
-    count = select(func.count()).select_from(Event)
-    return {kind: session.scalar(count.where(_list_condition(kind))) or 0 for kind in LIST_KINDS}
-
-
-def _list_condition(kind: str) -> ColumnElement[bool]:
-    if kind == "waiting":
-        stuck_shops = select(Shop.domain).where(Shop.status.in_(WAITING_SHOP_STATES))
-        return or_(
-            (Event.status == EventStatus.PENDING) & Event.shop_domain.in_(stuck_shops),
-            Event.status == EventStatus.WAITING_FOR_IDENTITY,
-        )
-    status = {"failed": EventStatus.FAILED, "quarantined": EventStatus.QUARANTINED}.get(
-        kind, EventStatus.UNIDENTIFIABLE
-    )
-    return Event.status == status
-
-
-def _groups(session: Session, kind: str, where: ColumnElement[bool]) -> list[tuple[str, int]]:
-    if kind == "quarantined":
-        found = session.scalars(select(Event.violations).where(where).limit(20_000))
-        return Counter(v for violations in found for v in violations or ()).most_common(50)
-    if kind == "waiting":
-        return _waiting_groups(session, where)
-    key = Event.reason if kind == "failed" else Event.shop_domain
-    query = select(key, func.count()).where(where).group_by(key)
-    rows = session.execute(query.order_by(func.count().desc()).limit(50))
-    return [(label or "(no reason)", int(count)) for label, count in rows]
-
-
-def _waiting_groups(session: Session, where: ColumnElement[bool]) -> list[tuple[str, int]]:
-    query = (
-        select(Event.shop_domain, Shop.status, Event.status, func.count())
-        .outerjoin(Shop, Shop.domain == Event.shop_domain)
-        .where(where)
-        .group_by(Event.shop_domain, Shop.status, Event.status)
-        .order_by(func.count().desc())
-    )
-    groups = []
-    for shop, shop_status, status, count in session.execute(query.limit(50)):
-        if status == EventStatus.WAITING_FOR_IDENTITY:
-            why = "anonymous checkout, waiting for an email"
-        else:
-            why = f"shop {str(shop_status).replace('_', ' ')}"
-        groups.append((f"{shop}: {why}", int(count)))
-    return groups
 
 
 # -- webhooks set aside --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from connector.dev.fake_customerio import FakeCustomerIO
 from connector.events import EventName, stable_event_id
 from connector.runtime import Runtime
 from connector.statuses import EventStatus
+from connector.storage import problems
 from connector.storage.db import transaction
 from connector.storage.health import percentile
 from connector.storage.models import Event, ReplayAudit, WebhookDelivery
@@ -245,6 +246,31 @@ def test_lists_count_failed_by_reason_and_waiting_shops(
     assert SHOP in overview and "credentials_rejected" in overview
     shop_page = console.get(f"/console/shops/{SHOP}").get_data(as_text=True)
     assert "Events per day" in shop_page and "401" in shop_page
+
+
+def test_quarantined_list_shows_each_violation_and_what_it_counted(
+    console: FlaskClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(problems, "VIOLATION_LISTS", 1)
+    with transaction(rt.sessions) as session:
+        for n, violations in enumerate([["a.b: missing"], ["a.b: missing"], ["c: not in"]]):
+            session.add(
+                Event(
+                    id=f"01QUARANTINED{n:013d}",
+                    shop_domain=SHOP,
+                    name="order_placed",
+                    natural_key=str(n),
+                    occurred_at=utcnow(),
+                    status=EventStatus.QUARANTINED,
+                    reason="breaks the track spec",
+                    violations=violations,
+                )
+            )
+    page = console.get("/console/lists/quarantined").get_data(as_text=True)
+    assert '<span class="badge">3</span>' in page
+    assert '<td>a.b: missing</td><td class="num">2</td>' in page
+    assert "Violations counted over 2 of the 3 events" in page
+    assert "Replay all quarantined" in page and "01QUARANTINED0000000000002" in page
 
 
 def test_a_failed_event_replayed_from_the_console_is_delivered_once(
