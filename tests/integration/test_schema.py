@@ -50,3 +50,19 @@ def _index_sql(path: Path) -> dict[str, str]:
     with closing(sqlite3.connect(path)) as conn:
         rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
         return {name: sql for name, sql in rows if sql is not None}
+
+
+def test_inbox_bodies_are_compressed_with_lz4_on_postgresql(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL column setting")
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            method = conn.exec_driver_sql(
+                "SELECT attcompression FROM pg_attribute"
+                " WHERE attrelid = 'webhook_deliveries'::regclass AND attname = 'body'"
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert method == "l"  # lz4 (this server is built with it; others keep pglz)
