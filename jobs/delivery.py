@@ -23,7 +23,7 @@ from connector.crypto import SecretBox
 from connector.customerio import (
     SendResult,
     TrackClient,
-    batch_size_ok,
+    encode_fitting,
     event_op,
     identifiers_for,
     identify_op,
@@ -373,7 +373,7 @@ class Deliverer:
         request); add what happened to `outcome`; False when the workspace must wait."""
         flat = [op for pair in operations for op in pair if op is not None]
         try:
-            fits = batch_size_ok(flat)  # encodes the request, as sending it will
+            body, fits = encode_fitting(flat)  # the request, encoded once
         except (ValueError, TypeError) as exc:  # a value JSON cannot carry (NaN, a surrogate)
             if len(event_ids) > 1:
                 return self._send_one_by_one(client, event_ids, operations, outcome)
@@ -390,7 +390,7 @@ class Deliverer:
             outcome.unsent.extend(event_ids)
             outcome.rest_seconds = max(self.limiter.paused_for(client.site_id), 1.0)
             return False
-        result = client.send_batch(flat)
+        result = client.send_batch(flat, body)
         if result.outcome == DeliveryOutcome.REJECTED and len(event_ids) > 1:
             # One bad operation spoils a whole v2 request: send each event alone to isolate it.
             return self._send_one_by_one(client, event_ids, operations, outcome)
