@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Dialect, Insert, Table, delete, select, union_all, update
+from sqlalchemy import Dialect, Insert, Select, Table, delete, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.statuses import InboxState
@@ -118,13 +118,7 @@ def received_deliveries(
     """
     per_shop_ids = []
     for shop in shops:
-        query = (
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.shop_domain == shop)
-            .where(WebhookDelivery.state == InboxState.RECEIVED)
-            .order_by(WebhookDelivery.id)
-            .limit(per_shop)
-        )
+        query = _oldest_received_ids(shop, per_shop)
         if only is not None:
             query = query.where(WebhookDelivery.id.in_(list(only)))
         per_shop_ids.append(select(query.subquery()))
@@ -144,14 +138,17 @@ def received_deliveries(
 
 def received_delivery_ids(session: Session, shop_domain: str, limit: int) -> list[int]:
     """The ids of the oldest unprocessed inbox rows of one shop."""
-    query = (
+    return list(session.scalars(_oldest_received_ids(shop_domain, limit)).all())
+
+
+def _oldest_received_ids(shop_domain: str, limit: int) -> Select[int]:
+    return (
         select(WebhookDelivery.id)
         .where(WebhookDelivery.shop_domain == shop_domain)
         .where(WebhookDelivery.state == InboxState.RECEIVED)
         .order_by(WebhookDelivery.id)
         .limit(limit)
     )
-    return list(session.scalars(query).all())
 
 
 def fail_delivery(session: Session, delivery_id: int, reason: str) -> None:
