@@ -22,11 +22,9 @@ crashed. See docs/benchmarks.md ("Flash sale") for what each column means.
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,8 +52,8 @@ from fakecio import BenchCustomerIO
 from payloads import SHOP, base_order, order_id, order_variant
 from phases import CIO_DELAY, batch_requests, percentile, wait_until
 from post import PostStats, distinct_orders, order_event_id, post_all
-from procs import Children, run_cli
-from run import print_log_tails, table, terminate_on_signal, verdict
+from procs import Children, bench_workdir, run_cli
+from run import table, terminate_on_signal, verdict
 from stack import (
     DEFAULT_PG_URL,
     REDIS_SERVER,
@@ -472,10 +470,9 @@ def main(argv: list[str]) -> int:
 
 
 def run_all(args: argparse.Namespace, redis_url: str) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="connector-bench-flash-"))
     children = Children()
     started = time.monotonic()
-    try:
+    with bench_workdir("connector-bench-flash-", children) as workdir:
         print(
             f"flash sale: {args.orders} orders of one shop, {args.web} web, "
             f"{args.workers} workers, PostgreSQL",
@@ -489,13 +486,6 @@ def run_all(args: argparse.Namespace, redis_url: str) -> int:
         print(summary_table(sale))
         print(f"\n(PostgreSQL; whole run {time.monotonic() - started:.0f} s)")
         return 0
-    except Exception:
-        children.stop_all()
-        print_log_tails(workdir)
-        raise
-    finally:
-        children.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

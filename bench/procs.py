@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -173,3 +176,28 @@ def run_cli_many(env: Mapping[str, str], commands: list[list[str]]) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"{len(commands)} connector commands failed:\n{done.stderr[-4000:]}")
+
+
+@contextmanager
+def bench_workdir(prefix: str, *groups: Children) -> Iterator[Path]:
+    """A run's temp dir (children's logs and files). On an error the children are stopped
+    and the end of every log is printed; the children always stop and the dir goes."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    except Exception:
+        for children in groups:
+            children.stop_all()
+        print_log_tails(workdir)
+        raise
+    finally:
+        for children in groups:
+            children.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_log_tails(workdir: Path, lines: int = 15) -> None:
+    """Show the end of every child's log before the temp dir goes (to debug a failed run)."""
+    for log in sorted(workdir.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"\n--- {log.name} (last {lines} lines)", *tail, sep="\n", file=sys.stderr)

@@ -13,20 +13,17 @@ See docs/benchmarks.md for what each figure means.
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from types import FrameType
 
 from connector.dev.isolation import claimed_redis_database
 
 import phases
 from loadgen import tool_name
-from procs import Children
+from procs import Children, bench_workdir
 from stack import DEFAULT_PG_URL, REDIS_SERVER, pg_reachable
 
 INGEST_TARGET = 0.35  # connector req/s >= 35% of bare Flask
@@ -206,13 +203,6 @@ def terminate_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def print_log_tails(workdir: Path, lines: int = 15) -> None:
-    """Show the end of every child's log before the temp dir goes (to debug a failed run)."""
-    for log in sorted(workdir.glob("*.log")):
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
-        print(f"\n--- {log.name} (last {lines} lines)", *tail, sep="\n", file=sys.stderr)
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, terminate_on_signal)
@@ -222,7 +212,6 @@ def main(argv: list[str]) -> int:
 
 def run_phases(args: argparse.Namespace, redis_url: str) -> int:
     """Run the phases `args` asks for, with `redis_url` as the run's own Redis database."""
-    workdir = Path(tempfile.mkdtemp(prefix="connector-bench-"))
     children = Children()
     pg_given = args.database_url
     pg_url = pg_given or (DEFAULT_PG_URL if pg_reachable(DEFAULT_PG_URL) else None)
@@ -230,7 +219,7 @@ def run_phases(args: argparse.Namespace, redis_url: str) -> int:
     delivery: list[phases.DeliveryRun] = []
     started = time.monotonic()
     out: list[str] = []
-    try:
+    with bench_workdir("connector-bench-", children) as workdir:
         if args.only in (None, "ingest"):
             print(f"ingest: load generator {tool_name(args.loadgen == 'python')}", flush=True)
             backends: list[tuple[str, str | None]] = [("SQLite", None)]
@@ -287,13 +276,6 @@ def run_phases(args: argparse.Namespace, redis_url: str) -> int:
         db = "PostgreSQL" if pg_given else "SQLite"
         print(f"\n(delivery and latency on {db}; whole run {time.monotonic() - started:.0f} s)")
         return 0
-    except Exception:
-        children.stop_all()
-        print_log_tails(workdir)
-        raise
-    finally:
-        children.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

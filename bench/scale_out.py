@@ -25,10 +25,8 @@ order checked delivered exactly once. See docs/benchmarks.md ("Scale-out").
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,8 +48,8 @@ from fakecio import BenchCustomerIO
 from payloads import order_id
 from phases import CIO_DELAY, batch_requests, wait_until
 from post import Request, distinct_orders, order_event_id, post_all
-from procs import Children
-from run import print_log_tails, table, terminate_on_signal, verdict
+from procs import Children, bench_workdir
+from run import table, terminate_on_signal, verdict
 from stack import (
     DEFAULT_PG_URL,
     Instance,
@@ -467,10 +465,9 @@ def main(argv: list[str]) -> int:
     if not pg_reachable(args.database_url):
         print(f"PostgreSQL at {args.database_url} does not answer", file=sys.stderr)
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="connector-bench-scale-"))
     children, infra = Children(), Children()
     started = time.monotonic()
-    try:
+    with bench_workdir("connector-bench-scale-", children, infra) as workdir:
         server, redis_pid = start_redis_server(infra, workdir)
         with claimed_redis_database(server) as redis_url:
             runs = run_all(workdir, children, args, redis_url, redis_pid)
@@ -482,14 +479,6 @@ def main(argv: list[str]) -> int:
         print(summary_table(runs))
         print(f"\n(PostgreSQL; whole run {time.monotonic() - started:.0f} s)")
         return 0
-    except Exception:
-        children.stop_all()
-        print_log_tails(workdir)
-        raise
-    finally:
-        children.stop_all()
-        infra.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run_all(

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -56,8 +54,8 @@ from phases import (
     wait_until,
 )
 from post import PostStats, distinct_orders, order_event_id, post_all
-from procs import Children
-from run import print_log_tails, table, terminate_on_signal, verdict
+from procs import Children, bench_workdir
+from run import table, terminate_on_signal, verdict
 from stack import (
     REDIS_SERVER,
     Instance,
@@ -417,12 +415,11 @@ def main(argv: list[str]) -> int:
 
 
 def run_all(args: argparse.Namespace, redis_url: str) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="connector-bench-shops-"))
     children = Children()
     started = time.monotonic()
     runs: list[ShopsRun] = []
     count = int(args.rate * args.seconds)
-    try:
+    with bench_workdir("connector-bench-shops-", children) as workdir:
         for tag, shops in enumerate(args.shops, start=1):
             print(
                 f"\n{_shops(shops)}: {count} orders at {args.rate:g}/s, {args.workers} workers",
@@ -442,13 +439,6 @@ def run_all(args: argparse.Namespace, redis_url: str) -> int:
         database = "PostgreSQL" if args.database_url else "SQLite"
         print(f"\n({database}; whole run {time.monotonic() - started:.0f} s)")
         return 0
-    except Exception:
-        children.stop_all()
-        print_log_tails(workdir)
-        raise
-    finally:
-        children.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
