@@ -210,9 +210,8 @@ def report(label: str, timings: dict[str, list[float]]) -> None:
         print(f"  {name:<22} {statistics.median(samples):8.1f} {max(samples):8.1f}{flag}")
 
 
-def bench(label: str, database_url: str, redis_url: str, count: int, runs: int) -> None:
-    redis = Redis.from_url(redis_url)
-    redis.flushdb()
+def migrated_runtime(database_url: str, redis_url: str) -> Runtime:
+    """A runtime on `database_url`, its schema migrated to head (for seeding directly)."""
     settings = Settings(
         shopify_api_key="bench",
         shopify_api_secrets=("bench-secret",),
@@ -223,6 +222,13 @@ def bench(label: str, database_url: str, redis_url: str, count: int, runs: int) 
     )
     rt = Runtime(settings)
     upgrade(rt.engine)
+    return rt
+
+
+def bench(label: str, database_url: str, redis_url: str, count: int, runs: int) -> None:
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()
+    rt = migrated_runtime(database_url, redis_url)
     started = time.perf_counter()
     targets = seed(rt, count)
     with transaction(rt.sessions) as session:

@@ -43,7 +43,6 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from connector.config import Settings  # noqa: E402
 from connector.console.staff import add_staff  # noqa: E402
 from connector.dev.isolation import (  # noqa: E402
     claimed_redis_database,
@@ -52,7 +51,7 @@ from connector.dev.isolation import (  # noqa: E402
 )
 from connector.events import EventName, stable_event_id  # noqa: E402
 from connector.runtime import Runtime  # noqa: E402
-from connector.storage.db import transaction, upgrade  # noqa: E402
+from connector.storage.db import transaction  # noqa: E402
 from connector.storage.models import Base, Shop  # noqa: E402
 from connector.timeutil import utcnow  # noqa: E402
 from jobs.retention import RetentionPolicy, prune  # noqa: E402
@@ -266,16 +265,7 @@ def main() -> None:
 
 
 def run(database_url: str, redis_url: str, args: argparse.Namespace) -> None:
-    settings = Settings(
-        shopify_api_key="bench",
-        shopify_api_secrets=("bench-secret",),
-        secret_key="bench-retention-secret",
-        database_url=database_url,
-        redis_url=redis_url,
-        log_level="WARNING",
-    )
-    rt = Runtime(settings)
-    upgrade(rt.engine)
+    rt = console.migrated_runtime(database_url, redis_url)
     started = time.perf_counter()
     targets = seed(rt, args.events, args.days, args.body_bytes)
     seeded = time.perf_counter() - started
@@ -292,7 +282,7 @@ def run(database_url: str, redis_url: str, args: argparse.Namespace) -> None:
     pages_before = console.time_pages(rt, targets, args.runs)
     console.report("console before the prune", pages_before)
 
-    policy = RetentionPolicy.from_settings(settings, chunk_rows=args.chunk_size)
+    policy = RetentionPolicy.from_settings(rt.settings, chunk_rows=args.chunk_size)
     report = prune(rt.sessions, policy)
     after = counts(rt)
     deleted = sum(before.values()) - sum(after.values())

@@ -50,6 +50,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def counts(text: str) -> list[int]:
+    """An argparse type: comma-separated positive integers ("1,100,1000")."""
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected positive integers, e.g. 1,100,1000")
+    return values
+
+
 # -- tables ------------------------------------------------------------------------------------
 
 

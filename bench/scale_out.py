@@ -49,7 +49,7 @@ from payloads import order_id
 from phases import CIO_DELAY, batch_requests, wait_until
 from post import Request, distinct_orders, order_event_id, post_all
 from procs import Children, bench_workdir
-from run import table, terminate_on_signal, verdict
+from run import counts, table, terminate_on_signal, verdict
 from stack import (
     DEFAULT_PG_URL,
     Instance,
@@ -75,7 +75,7 @@ WORKERS, PG, REDIS, BENCH = "workers", "PostgreSQL backends", "redis-server", "b
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--workers", type=_counts, default=[1, 2, 4], help="worker counts, e.g. 1,2,4"
+        "--workers", type=counts, default=[1, 2, 4], help="worker counts, e.g. 1,2,4"
     )
     parser.add_argument("--orders", type=int, default=5000, help="orders in the backlog")
     parser.add_argument("--shops", type=int, default=100, help="shops, each its own workspace")
@@ -90,13 +90,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--drain-timeout", type=float, default=300.0, help="seconds a drain may take at most"
     )
     return parser.parse_args(argv)
-
-
-def _counts(text: str) -> list[int]:
-    counts = [int(part) for part in text.split(",") if part.strip()]
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError("worker counts are positive integers, e.g. 1,2,4")
-    return counts
 
 
 @dataclass

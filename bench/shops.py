@@ -55,7 +55,7 @@ from phases import (
 )
 from post import PostStats, distinct_orders, order_event_id, post_all
 from procs import Children, bench_workdir
-from run import table, terminate_on_signal, verdict
+from run import counts, table, terminate_on_signal, verdict
 from stack import (
     REDIS_SERVER,
     Instance,
@@ -75,7 +75,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=200.0, help="orders per second, in all")
     parser.add_argument("--seconds", type=float, default=10.0, help="posting time per run")
     parser.add_argument(
-        "--shops", type=_shop_counts, default=[1, 100, 1000], help="shop counts, e.g. 1,100,1000"
+        "--shops", type=counts, default=[1, 100, 1000], help="shop counts, e.g. 1,100,1000"
     )
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite in a temp dir)")
@@ -86,13 +86,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds to wait after the last post for every order to settle",
     )
     return parser.parse_args(argv)
-
-
-def _shop_counts(text: str) -> list[int]:
-    counts = [int(part) for part in text.split(",") if part.strip()]
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError("shop counts are positive integers, e.g. 1,100,1000")
-    return counts
 
 
 # -- one run -----------------------------------------------------------------------------------
