@@ -153,7 +153,7 @@ class Batch:
     client: TrackClient
     event_ids: list[str]
     operations: list[Operations]
-    people: list[str] = field(default_factory=list)
+    people: list[str]  # each event's person (a request keeps a person's events together)
     lags: dict[str, Lags] = field(default_factory=dict)
 
     def requests(self, size: int) -> list[Batch]:
@@ -313,7 +313,7 @@ class Deliverer:
                 event.lease_owner = None
                 event.lease_until = None
             return None
-        batch = Batch(shop.domain, self._client(shop), [], [])
+        batch = Batch(shop.domain, self._client(shop), [], [], [])
         for event in claimed:
             person = (shop.domain, event.person_id or "")
             try:

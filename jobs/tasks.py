@@ -111,7 +111,8 @@ def process_inbox(shop_domain: str | None = None) -> int:
 
 
 SHOPS_PER_TRANSACTION = 20
-MIN_PER_SHOP = 10  # webhooks of each shop a group transaction maps at most, at least
+# A shop's share of a group transaction is BATCH_SIZE / shops in the group, but at least:
+MIN_PER_SHOP = 10
 
 
 class _MappingDrain:
