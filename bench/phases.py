@@ -13,10 +13,19 @@ from typing import Any
 from connector.dev.fake_customerio import FakeCustomerIO
 from rq import Worker
 
+from fakecio import BenchCustomerIO
 from loadgen import LoadResult, run_load, write_request_files
 from payloads import base_order, body_of, headers_for
 from post import PATH, PostStats, distinct_orders, post_all
-from procs import BENCH, CONNECTOR, Children, free_port, gunicorn_args, wait_for_port
+from procs import (
+    BENCH,
+    CONNECTOR,
+    Children,
+    cpu_seconds,
+    free_port,
+    gunicorn_args,
+    wait_for_port,
+)
 from stack import (
     SITE_ID,
     TRACK_KEY,
@@ -70,7 +79,7 @@ def start_web(children: Children, app: str, env: dict[str, str], log: Path, **kw
 
 
 def start_fake() -> FakeCustomerIO:
-    fake = FakeCustomerIO({SITE_ID: TRACK_KEY}).start()
+    fake = BenchCustomerIO({SITE_ID: TRACK_KEY}).start()
     fake.set_delay(CIO_DELAY)
     return fake
 
@@ -206,6 +215,7 @@ class DeliveryRun:
     statuses: dict[str, int]
     fake_events: int
     duplicates: int
+    worker_cpu_ms_per_event: float = 0.0  # the worker's CPU from registered to done, per event
 
     @property
     def events_per_second(self) -> float:
@@ -249,15 +259,20 @@ def delivery(
         fake.reset()
         fake.set_delay(CIO_DELAY)
         started = time.monotonic()
-        children.start([*CONNECTOR, "worker"], instance.env, workdir / f"worker-{tag}.log")
+        log = workdir / f"worker-{tag}.log"
+        worker = children.start([*CONNECTOR, "worker"], instance.env, log)
         ready = _wait_worker_registered(instance) - started
+        cpu_at_ready = cpu_seconds(worker.pid)
         mapped = _wait_mapped(instance, events, timeout)
         if not wait_until(lambda: _delivered(instance) >= events, timeout, 0.05):
             raise RuntimeError(f"{label}: only {_delivered(instance)}/{events} delivered")
         worker_seconds = time.monotonic() - started
+        cpu = cpu_seconds(worker.pid) - cpu_at_ready
         children.stop_all()
         timing = (worker_seconds, ready, mapped - started)
-        return _delivery_run(label, instance, fake, load, batch_size, rate, events, timing)
+        run = _delivery_run(label, instance, fake, load, batch_size, rate, events, timing)
+        run.worker_cpu_ms_per_event = cpu * 1000 / events
+        return run
     finally:
         children.stop_all()
         fake.stop()

@@ -113,6 +113,7 @@ def delivery_table(runs: list[phases.DeliveryRun]) -> str:
             f"{run.ready_seconds:.1f}",
             f"{run.mapped_seconds:.1f}",
             f"{run.worker_seconds:.1f}",
+            f"{run.worker_cpu_ms_per_event:.2f}",
             f"{run.requests_per_second:.1f}",
             f"{run.max_requests_1s}/{run.rate_limit:g}",
             f"{run.mean_events_per_request:.1f} (max {run.max_events_per_request})",
@@ -129,6 +130,7 @@ def delivery_table(runs: list[phases.DeliveryRun]) -> str:
         "ready s",
         "mapped s",
         "total s",
+        "CPU ms/ev",
         "req/s",
     ]
     header += ["max req/1s", "events/request", "cio ev/dup", "statuses"]

@@ -45,6 +45,7 @@ from drain import (
     wait_idle,
     warm_up,
 )
+from fakecio import BenchCustomerIO
 from phases import (
     CIO_DELAY,
     CONNECTOR_APP,
@@ -138,7 +139,7 @@ def run_shops(
 ) -> ShopsRun:
     """Post `args.rate` orders/s for `args.seconds` over `shops` shops; wait; measure."""
     spaces = workspaces(shops)
-    with FakeCustomerIO({w.site_id: w.api_key for w in spaces}) as fake:
+    with BenchCustomerIO({w.site_id: w.api_key for w in spaces}) as fake:
         fake.set_delay(CIO_DELAY)
         instance = create_instance(
             f"shops-{shops}",
