@@ -22,6 +22,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from connector import jsontext
 from connector.statuses import DeliveryOutcome
 
 REGION_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
@@ -98,7 +99,7 @@ def encode_fitting(operations: list[dict[str, Any]]) -> tuple[bytes, bool]:
     Each operation is encoded once and the body joined from them (the bytes json.dumps
     gives for {"batch": operations}), so a drain encodes its requests once, not three times.
     """
-    encoded = [_dumps(op) for op in operations]
+    encoded = [jsontext.dumps_strict(op) for op in operations]
     body = b'{"batch":[' + b",".join(encoded) + b"]}"
     fits = len(body) < MAX_BATCH_BYTES and all(len(op) < MAX_OP_BYTES for op in encoded)
     return body, fits
@@ -295,10 +296,6 @@ def _json_or_none(text: str) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return None
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _phrase(status: int) -> str:

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from connector import lengths
+from connector import jsontext, lengths
 from webhooks.topics import CHECKOUT_TOPICS, PRIVACY_TOPICS, Topic
 from webhooks.verify import MalformedDeliveryError
 
@@ -61,8 +61,10 @@ def parse_body(body: bytes) -> SignedBody:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedDeliveryError("body is not UTF-8") from exc
+    payload = jsontext.fast_loads(text)
     try:
-        payload = json.loads(text, parse_constant=_refuse_constant)
+        if payload is jsontext.UNDECIDED:
+            payload = json.loads(text, parse_constant=_refuse_constant)
     except _NotJSONError as exc:
         raise MalformedDeliveryError(f"body is not JSON: {exc} is not a number") from exc
     except RecursionError as exc:
@@ -146,8 +148,10 @@ class UnreadablePayloadError(ValueError):
 
 def read_payload(text: str) -> dict[str, Any]:
     """The JSON object in `text`, with unsafe characters cleaned; raise when unreadable."""
+    payload = jsontext.fast_loads(text)  # orjson refuses what is not finite, as json does here
     try:
-        payload = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+        if payload is jsontext.UNDECIDED:
+            payload = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
         if _UNSAFE_ESCAPE.search(text):
             payload = _clean(payload)
     except RecursionError as exc:

@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector import jsontext
+
 __all__ = [
     "Engine",
     "Session",
@@ -69,7 +71,9 @@ def make_engine(database_url: str) -> Engine:
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(database_url, connect_args={"timeout": 15}, hide_parameters=True)
+        engine = create_engine(
+            database_url, connect_args={"timeout": 15}, hide_parameters=True, **_JSON_CODEC
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if database_url.startswith("postgresql://"):
@@ -80,8 +84,17 @@ def make_engine(database_url: str) -> Engine:
     # hide_parameters: a failed statement's message never carries the shopper's values
     # into a log line or a stored job failure.
     return create_engine(
-        database_url, pool_size=5, max_overflow=10, pool_recycle=1800, hide_parameters=True
+        database_url,
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=1800,
+        hide_parameters=True,
+        **_JSON_CODEC,
     )
+
+
+# JSON columns (event properties, sent requests) are written and read on every event.
+_JSON_CODEC = {"json_serializer": jsontext.dumps, "json_deserializer": jsontext.loads}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
