@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 
 from connector.feed_health import FeedHealth, FeedWindow
 from connector.statuses import EventStatus
 from connector.storage.console import webhooks_set_aside
-from connector.storage.models import Event, Shop, WebhookDelivery
+from connector.storage.models import Event, Shop, UTCDateTime, WebhookDelivery
 from connector.timeutil import utcnow
 from webhooks.topics import ORDER_TOPIC_CHOICES
 
@@ -58,13 +60,27 @@ def _window_start(now: datetime | None = None) -> datetime:
     return (now or utcnow()) - timedelta(days=WINDOW_DAYS)
 
 
+@cache
+def _recent_counts(dialect: str) -> TextClause:
+    """Events since :start per shop and status, counted on a range of
+    ix_events_occurred_shop_status alone (the window's entries, not the rows).
+
+    SQLite is told which index to use: without statistics it walked ix_event_due, which
+    gives the GROUP BY's order, and read every stored event's row for its occurred_at
+    (184-210 ms with 100,000 events; about 25 ms on the range). PostgreSQL's planner has
+    statistics: an index-only scan once the table is vacuumed.
+    """
+    table = "events INDEXED BY ix_events_occurred_shop_status" if dialect == "sqlite" else "events"
+    return text(
+        f"SELECT shop_domain, status, count(*) FROM {table}"
+        " WHERE occurred_at >= :start GROUP BY shop_domain, status"
+    ).bindparams(bindparam("start", type_=UTCDateTime()))
+
+
 def shops_health(session: Session) -> list[ShopHealth]:
     """Every shop (and any shop that only has events), with its recent counts."""
-    rows = session.execute(
-        select(Event.shop_domain, Event.status, func.count())
-        .where(Event.occurred_at >= _window_start())
-        .group_by(Event.shop_domain, Event.status)
-    )
+    counted = _recent_counts(session.get_bind().dialect.name)
+    rows = session.execute(counted, {"start": _window_start()})
     counts: dict[str, dict[str, int]] = {}
     for shop, status, count in rows:
         counts.setdefault(shop, {})[status] = int(count)

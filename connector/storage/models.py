@@ -341,6 +341,9 @@ Index(
 # (without it PostgreSQL scans the events table once per deleted webhook).
 Index("ix_events_status_occurred", Event.status, Event.occurred_at)
 Index("ix_events_source_delivery_id", Event.source_delivery_id)
+# The console overview's shops' health: every shop's events of the last days by status,
+# counted on a range of this index alone (connector/storage/health.py), not on the rows.
+Index("ix_events_occurred_shop_status", Event.occurred_at, Event.shop_domain, Event.status)
 # The console's problem lists, grouped and counted from these small partial indexes alone
 # (index-only scans), not from the rows: failed events by reason (and, for one reason,
 # newest first), quarantined ones by their list of violations (one event per list is read

@@ -17,12 +17,13 @@ from connector.app import create_app
 from connector.dev.fake_customerio import FakeCustomerIO
 from connector.events import EventName, stable_event_id
 from connector.runtime import Runtime
-from connector.statuses import EventStatus
+from connector.statuses import EventStatus, ShopStatus
 from connector.storage import problems
 from connector.storage.db import transaction
-from connector.storage.health import percentile
+from connector.storage.health import percentile, shops_health
 from connector.storage.models import Event, ReplayAudit, WebhookDelivery
 from connector.timeutil import utcnow
+from tests.feed_events import seed_week
 from tests.support import (
     SHOP,
     add_shop,
@@ -224,6 +225,56 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 50) is None
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
     assert percentile([float(n) for n in range(1, 101)], 95) == 95.0
+
+
+OTHER_SHOP = "another-shop.myshopify.com"  # seed_week's shop without a row: only an event
+QUIET_SHOP = "quiet-shop.myshopify.com"
+
+
+def overview_rows(page: str) -> dict[str, list[str]]:
+    """The overview's table of shops: per shop, the text of its cells after the name."""
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows: dict[str, list[str]] = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        name, *rest = [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
+        rows[name] = rest
+    return rows
+
+
+def test_overview_counts_each_shops_last_7_days_by_status(
+    console: FlaskClient, rt: Runtime, shop: str
+) -> None:
+    now = utcnow()
+    seed_week(rt, SHOP, now)  # 10 events in the week and one older; one of OTHER_SHOP
+    add_shop(rt, QUIET_SHOP, status=ShopStatus.UNINSTALLED)  # a shop without events
+    edges = [("edge-in", EventStatus.PENDING, -1), ("edge-out", EventStatus.FAILED, 1)]
+    with transaction(rt.sessions) as session:
+        for key, status, minutes in edges:  # a minute inside and outside the 7 days
+            session.add(
+                Event(
+                    id=stable_event_id(SHOP, EventName.ORDER_PLACED, key),
+                    shop_domain=SHOP,
+                    name=EventName.ORDER_PLACED,
+                    natural_key=key,
+                    occurred_at=now - timedelta(days=7, minutes=minutes),
+                    status=status,
+                )
+            )
+    with rt.sessions() as session:
+        health = shops_health(session)
+    week = {"delivered": 4, "failed": 3, "pending": 2, "quarantined": 1, "unidentifiable": 1}
+    assert [(h.domain, h.shop_status, h.counts) for h in health] == [
+        (OTHER_SHOP, "unknown", {"delivered": 1}),
+        (QUIET_SHOP, "uninstalled", {}),
+        (SHOP, "active", week),
+    ]
+    # shop, status, events, delivered, failed, pending, success rate, reconciled
+    assert overview_rows(console.get("/console/").get_data(as_text=True)) == {
+        OTHER_SHOP: ["unknown", "1", "1", "0", "0", "100.0%", "—"],
+        QUIET_SHOP: ["uninstalled", "0", "0", "0", "0", "—", "—"],
+        SHOP: ["active", "11", "4", "3", "2", "57.1%", "—"],
+    }
 
 
 def test_lists_count_failed_by_reason_and_waiting_shops(
