@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Dialect, Insert, Select, Table, delete, select, union_all, update
+from sqlalchemy import Insert, Select, Table, delete, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.statuses import InboxState
 from connector.storage.db import Engine, Session, StorageUnavailableError, storage_errors
+from connector.storage.driver import bind_values, insert_ignore_sql
 from connector.storage.models import Shop, WebhookDelivery
 from connector.timeutil import utcnow
 
@@ -36,9 +37,7 @@ def record_delivery(engine: Engine, values: Mapping[str, Any]) -> bool:
     row = {column: values.get(column) for column in _INBOX_COLUMNS}
     row["state"] = row["state"] or InboxState.RECEIVED
     row["received_at"] = row["received_at"] or utcnow()
-    bind_time = _time_binder(dialect)
-    for column in _TIME_COLUMNS:
-        row[column] = bind_time(row[column])
+    row = bind_values(_INBOX, dialect, row)
     try:
         with storage_errors():  # the pool's own errors
             connection = engine.raw_connection()
@@ -52,7 +51,7 @@ def record_delivery(engine: Engine, values: Mapping[str, Any]) -> bool:
         if autocommit:
             driver.autocommit = True
         cursor = connection.cursor()
-        cursor.execute(_insert_sql(dialect.name), row)
+        cursor.execute(insert_ignore_sql(_INBOX, dialect.name, _INBOX_COLUMNS), row)
         created = cursor.fetchone() is not None
         cursor.close()
         if not autocommit:
@@ -67,6 +66,7 @@ def record_delivery(engine: Engine, values: Mapping[str, Any]) -> bool:
     return created
 
 
+_INBOX = cast(Table, WebhookDelivery.__table__)
 _INBOX_COLUMNS = (
     "shop_domain",
     "topic",
@@ -79,32 +79,6 @@ _INBOX_COLUMNS = (
     "state",
     "resource_key",
 )
-_TIME_COLUMNS = ("triggered_at", "received_at")
-
-
-@cache
-def _insert_sql(dialect: str) -> str:
-    """The inbox INSERT in the driver's own parameter style (psycopg's or sqlite3's)."""
-    mark = "%({})s" if dialect == "postgresql" else ":{}"
-    columns = ", ".join(_INBOX_COLUMNS)
-    marks = ", ".join(mark.format(column) for column in _INBOX_COLUMNS)
-    return (
-        f"INSERT INTO {WebhookDelivery.__tablename__} ({columns}) VALUES ({marks}) "
-        "ON CONFLICT DO NOTHING RETURNING id"
-    )
-
-
-_TIME_BINDERS: dict[str, Callable[[datetime | None], Any]] = {}
-
-
-def _time_binder(dialect: Dialect) -> Callable[[datetime | None], Any]:
-    """How SQLAlchemy would store a time in the column (UTCDateTime's bind processing)."""
-    binder = _TIME_BINDERS.get(dialect.name)
-    if binder is None:
-        column_type = WebhookDelivery.__table__.c.received_at.type
-        binder = column_type.bind_processor(dialect) or (lambda value: value)
-        _TIME_BINDERS[dialect.name] = binder
-    return binder
 
 
 def received_deliveries(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, func, select
 
 from connector.storage.db import Session
+from connector.storage.driver import insert_ignore
 from connector.storage.models import CustomerLedger, CustomerOrder
 from connector.timeutil import utcnow
 
@@ -212,13 +211,6 @@ def _table(model: type[CustomerLedger] | type[CustomerOrder]) -> Table:
 
 
 def _insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
-    """INSERT unless a row with the same unique key exists; True when a row was inserted."""
-    statement = _insert_ignore_statement(table, session.get_bind().dialect.name)
-    return session.execute(statement, values).first() is not None
-
-
-@cache
-def _insert_ignore_statement(table: Table, dialect: str) -> Insert:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    first_key = next(iter(table.primary_key.columns))
-    return insert(table).on_conflict_do_nothing().returning(first_key)
+    """INSERT unless a row with the same unique key exists; True when a row was inserted.
+    Two per order on the mapping path: on the driver's cursor (`connector.storage.driver`)."""
+    return insert_ignore(session, table, values)

@@ -1,0 +1,89 @@
+"""The hot-path INSERTs on the driver's cursor write the rows SQLAlchemy would write."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from connector.runtime import Runtime
+from connector.storage import driver
+from connector.storage.db import transaction
+from connector.storage.models import CustomerLedger, CustomerOrder
+
+ORDERS: Table = CustomerOrder.__table__  # type: ignore[assignment]
+LEDGER: Table = CustomerLedger.__table__  # type: ignore[assignment]
+SHOP = "acme-store.myshopify.com"
+# An aware time in another zone, with microseconds: stored as UTC either way.
+ORDERED_AT = datetime(2026, 7, 14, 12, 21, 40, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+
+def stored(rt: Runtime, table: Table, key_column: str, key: str) -> dict[str, Any]:
+    """The row as the database holds it (times as text on SQLite), key column left out."""
+    columns = [c for c in table.columns if c.name != key_column]
+    with rt.engine.connect() as conn:
+        names = ", ".join(c.name for c in columns)
+        row = conn.execute(
+            text(f"SELECT {names} FROM {table.name} WHERE {key_column} = :key"), {"key": key}
+        ).one()
+    return dict(zip([c.name for c in columns], row, strict=True))
+
+
+def test_an_order_row_is_the_one_a_core_insert_writes(rt: Runtime) -> None:
+    values = {"shop_domain": SHOP, "person_key": "501", "ordered_at": ORDERED_AT}
+    with transaction(rt.sessions) as session:
+        session.execute(insert(ORDERS).values(order_id="core", **values))  # defaults filled
+        assert driver.insert_ignore(session, ORDERS, {"order_id": "raw", **values})
+    core, raw = stored(rt, ORDERS, "order_id", "core"), stored(rt, ORDERS, "order_id", "raw")
+    assert raw == core
+    assert raw["cancelled"] in (False, 0) and raw["refunded"] == 0.0
+
+
+def test_a_callable_default_is_filled_and_times_are_utc(rt: Runtime) -> None:
+    before = datetime.now(UTC)
+    with transaction(rt.sessions) as session:
+        assert driver.insert_ignore(
+            session,
+            LEDGER,
+            {
+                "shop_domain": SHOP,
+                "person_key": "501",
+                "first_order_id": "1001",
+                "first_order_at": ORDERED_AT,
+            },
+        )
+    with rt.sessions() as session:
+        row = session.get(CustomerLedger, (SHOP, "501"))
+        assert row is not None
+        assert row.first_order_at == ORDERED_AT and row.first_order_at.tzinfo == UTC
+        assert before <= row.decided_at <= datetime.now(UTC)  # default=utcnow
+
+
+def test_a_second_insert_of_the_same_key_is_ignored(rt: Runtime) -> None:
+    values = {"shop_domain": SHOP, "order_id": "1001", "person_key": "501"}
+    with transaction(rt.sessions) as session:
+        assert driver.insert_ignore(session, ORDERS, {**values, "ordered_at": ORDERED_AT})
+        assert not driver.insert_ignore(
+            session, ORDERS, {**values, "ordered_at": ORDERED_AT + timedelta(days=1)}
+        )
+    with rt.sessions() as session:
+        assert session.scalar(select(CustomerOrder.ordered_at)) == ORDERED_AT
+
+
+def test_a_refused_row_raises_sqlalchemys_error_and_rolls_back(rt: Runtime) -> None:
+    with pytest.raises(IntegrityError), transaction(rt.sessions) as session:
+        assert driver.insert_ignore(
+            session,
+            ORDERS,
+            {"shop_domain": SHOP, "order_id": "1", "person_key": "501", "ordered_at": ORDERED_AT},
+        )
+        driver.insert_ignore(  # person_key is NOT NULL
+            session,
+            ORDERS,
+            {"shop_domain": SHOP, "order_id": "2", "person_key": None, "ordered_at": ORDERED_AT},
+        )
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ORDERS)) == 0
