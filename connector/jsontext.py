@@ -1,9 +1,9 @@
 """JSON text in and out, fast where it is the same: orjson, else the standard library. Pure.
 
 Every webhook body is parsed at the door and again in the worker, and every event is
-encoded into storage and into a Customer.io request; the standard library's json was a
-fifth of the worker's time. orjson is three to five times faster but differs on a few
-inputs, and on those the standard library still decides:
+encoded into storage and into a Customer.io request. orjson writes a 10.6 KB order in 21 µs
+where json takes 160; reading, with the checks below, it saves little (108 against 113 µs).
+orjson differs from json on a few inputs, and on those json still decides:
 
 - integers beyond 64 bits, which orjson reads as floats (a 19-digit run sends the text to
   json, whatever it is);
@@ -28,7 +28,7 @@ _DIGITS_AS_ZEROS = bytes(ord("0") if chr(i) in "0123456789" else ord(" ") for i 
 _NINETEEN_DIGITS = b"0" * 19
 
 
-def orjson_would_differ(text: str) -> bool:
+def _orjson_would_differ(text: str) -> bool:
     """Whether `text` holds something orjson reads differently from json.loads: a lone
     surrogate's escape, or 19 digits in a row (maybe an integer beyond 64 bits)."""
     if _SURROGATE_ESCAPE.search(text):
@@ -43,7 +43,7 @@ UNDECIDED: Any = object()  # fast_loads leaves this text to json
 def fast_loads(text: str) -> Any:
     """What orjson reads from `text` when that is what json.loads would read, else
     UNDECIDED (the caller then parses with json and its own options, and gets its errors)."""
-    if orjson_would_differ(text):
+    if _orjson_would_differ(text):
         return UNDECIDED
     try:
         return orjson.loads(text)
@@ -52,7 +52,7 @@ def fast_loads(text: str) -> Any:
 
 
 def loads(text: str | bytes) -> Any:
-    """json.loads, faster."""
+    """json.loads, faster: the engine's reader of JSON columns (psycopg hands it bytes)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     found = fast_loads(text)

@@ -90,3 +90,7 @@ def test_a_request_with_a_lone_surrogate_cannot_be_encoded() -> None:
     with pytest.raises((ValueError, TypeError)):
         jsontext.dumps_strict({"note": "Mug \ud83d"})
     assert jsontext.dumps_strict({"n": 10**30}) == b'{"n":1000000000000000000000000000000}'
+
+
+def test_reads_bytes_as_psycopg_hands_json_columns() -> None:
+    assert same(jsontext.loads('{"n": 1, "s": "é"}'.encode()), {"n": 1, "s": "é"})
