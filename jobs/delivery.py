@@ -240,11 +240,18 @@ class Deliverer:
         self.next_after = ""
 
     def drain(
-        self, shop_domain: str | None = None, deadline: float | None = None
+        self,
+        shop_domain: str | None = None,
+        deadline: float | None = None,
+        hand_back: Callable[[], bool] = lambda: False,
     ) -> tuple[int, bool]:
         """Deliver until nothing is due or `deadline` (time.monotonic) passes, for every
         shop (or just `shop_domain`); return (events delivered, whether due events may
-        remain)."""
+        remain).
+
+        After a round that took less than it could (so the backlog is delivered, and what
+        is left arrives as it is mapped), `hand_back()` is asked: True ends the drain, so
+        the worker can take a job that waits for it (jobs.tasks.deliver_pending)."""
         delivered = 0
         resting: dict[str, float] = {}  # shop -> time.monotonic() until which it waits
         with ThreadPoolExecutor(self.policy.concurrency) as pool:
@@ -253,9 +260,10 @@ class Deliverer:
                     return delivered, True
                 now = time.monotonic()
                 skip = [shop for shop, until in resting.items() if until > now]
-                batches = self._claim(shop_domain, skip)
-                if batches is None:
+                claimed = self._claim(shop_domain, skip)
+                if claimed is None:
                     return delivered, False
+                batches, caught_up = claimed
                 size = self.policy.batch_size
                 parts = [part for batch in batches for part in batch.requests(size)]
                 if len(parts) == 1:
@@ -268,21 +276,26 @@ class Deliverer:
                         raise outcome.error
                     if outcome.rest_seconds > 0:
                         resting[outcome.batch.shop_domain] = now + outcome.rest_seconds
+                if caught_up and not resting and hand_back():
+                    return delivered, True  # events mapped meanwhile go to the next drain
 
-    def _claim(self, shop_domain: str | None, skip: list[str]) -> list[Batch] | None:
-        """Lease the next round's events and build their requests; None when none is due.
-        An event whose request cannot be built fails alone (one unsendable event never
-        holds up the rest)."""
+    def _claim(self, shop_domain: str | None, skip: list[str]) -> tuple[list[Batch], bool] | None:
+        """Lease the next round's events and build their requests, and say whether the
+        round took every due event (no shop gave its full share, fewer shops than a round
+        holds); None when none is due. An event whose request cannot be built fails alone
+        (one unsendable event never holds up the rest)."""
+        per_shop = self.policy.batch_size * self.policy.batches_per_shop
+        max_shops = self.policy.concurrency * 4
         with transaction(self.sessions) as session:
             claimed = events.claim_due_events_of_shops(
                 session,
-                per_shop=self.policy.batch_size * self.policy.batches_per_shop,
+                per_shop=per_shop,
                 lease_seconds=self.policy.lease_seconds,
                 max_attempts=len(self.policy.retry_schedule) + 1,
                 shop_domain=shop_domain,
                 skip_shops=skip,
                 after=self.next_after,
-                max_shops=self.policy.concurrency * 4,
+                max_shops=max_shops,
             )
             if not claimed:
                 return None
@@ -290,6 +303,9 @@ class Deliverer:
             by_shop: dict[str, list[Event]] = {}
             for event in claimed:
                 by_shop.setdefault(event.shop_domain, []).append(event)
+            caught_up = len(by_shop) < max_shops and all(
+                len(shop_events) < per_shop for shop_events in by_shop.values()
+            )
             # What every shop's requests need, for all the round's shops in one query each.
             people = [(e.shop_domain, e.person_id) for e in claimed if e.person_id]
             stats = order_stats(session, people)
@@ -299,7 +315,7 @@ class Deliverer:
                 batch = self._batch(shop, by_shop[shop.domain], stats, consents)
                 if batch is not None:
                     batches.append(batch)
-            return batches
+            return batches, caught_up
 
     def _batch(
         self,

@@ -4,10 +4,11 @@ checkout_started per checkout, first orders decided once (jobs/orders.py)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector import metrics
 from connector.config import MIN_RETENTION_DAYS
@@ -64,6 +65,14 @@ UNSENT_CHECKOUT = (EventStatus.WAITING_FOR_IDENTITY, EventStatus.PENDING)
 BATCH_SIZE = 200
 
 
+class Handled(NamedTuple):
+    """What one batch did: the inbox rows it handled, and whether a shop may have more
+    waiting (it gave its whole share, or an uninstall or privacy webhook cut it short)."""
+
+    rows: int
+    more_waiting: bool
+
+
 _PLAIN_WORDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
     (UnicodeError, "a text value cannot be stored or sent"),
     (OverflowError, "a number or date is out of range"),
@@ -95,9 +104,9 @@ def process_batch(
     new_order_window: timedelta = DEFAULT_NEW_ORDER_WINDOW,
     product_fetch: ProductFetch | None = None,
     only: Sequence[int] | None = None,
-) -> int:
+) -> Handled:
     """Process up to `limit` received inbox rows of each of these shops (or just the rows
-    `only` names); return how many were handled.
+    `only` names); return how many were handled, and whether more may wait.
 
     What a batch looks up (its rows, the events and ledger rows they touch, known
     customers, cached products) is read for all the shops at once, and what it writes is
@@ -116,6 +125,8 @@ def process_batch(
         else:
             installed.append(shop)
     received = inbox.received_deliveries(session, [s.domain for s in installed], limit, only)
+    shares = Counter(row.shop_domain for row in received)
+    more_waiting = only is None and any(taken >= limit for taken in shares.values())
     handled = 0
     mapped: list[WebhookDelivery] = []
     for shop in installed:
@@ -123,6 +134,7 @@ def process_batch(
         lifecycle = [row for row in rows if row.topic in LIFECYCLE_TOPICS]
         if lifecycle:  # uninstall and privacy requests: alone, after what arrived before
             earlier = [row for row in rows if row.id < lifecycle[0].id]
+            more_waiting = more_waiting or len(rows) > 1
             if not earlier:
                 handle_lifecycle(session, lifecycle[0])
                 handled += 1
@@ -136,7 +148,7 @@ def process_batch(
         handled += len(rows)
         mapped += rows
     if not work:
-        return handled
+        return Handled(handled, more_waiting)
     events.prefetch_events(session, {i for s, parsed in work for i in _event_ids(s.domain, parsed)})
     known = known_customers(session, {s.domain: _webhooks(parsed) for s, parsed in work})
     products = products_for(
@@ -184,7 +196,7 @@ def process_batch(
     for shop, parsed in work:
         _log_mapped(shop.domain, [row for row, _ in parsed])
     metrics.observe_mapped((row.received_at for row in mapped), utcnow())
-    return handled
+    return Handled(handled, more_waiting)
 
 
 def _log_mapped(shop_domain: str, rows: list[WebhookDelivery]) -> None:

@@ -118,6 +118,15 @@ class DebouncedKicker:
             self.pay_owed_kicks(self.clock())
 
 
+def job_waiting(redis: Redis, stage: str) -> bool:
+    """Whether a drain job of `stage` waits in the queue (its flag is set until it
+    starts); False when Redis cannot tell."""
+    try:
+        return bool(redis.exists(flag_key(stage)))
+    except RedisError:
+        return False
+
+
 def clear_kick(redis: Redis, stage: str) -> None:
     """Called by a drain job as it starts: later kicks queue a fresh job."""
     redis.delete(flag_key(stage))

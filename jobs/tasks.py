@@ -29,7 +29,7 @@ from connector.storage.shops import get_shops
 from jobs import history, products, queue, reconciliation, retention
 from jobs.delivery import Deliverer, DeliveryPolicy
 from jobs.housekeeping import find_work
-from jobs.processing import BATCH_SIZE, poison_reason, process_batch
+from jobs.processing import BATCH_SIZE, Handled, poison_reason, process_batch
 from jobs.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,14 @@ def without_personal_data(job: Callable[P, R]) -> Callable[P, R]:
 
 @without_personal_data
 def process_inbox(shop_domain: str | None = None) -> int:
-    """Map received webhooks into events, a batch per shop in turn, for about
-    DRAIN_SECONDS; nudge delivery after each round. `shop_domain` limits it to one shop.
+    """Map received webhooks into events, a batch per shop in turn, until it has caught
+    up or about DRAIN_SECONDS have passed; nudge delivery after each round. `shop_domain`
+    limits it to one shop.
+
+    A job that maps until its deadline although it has caught up holds a worker that a
+    delivery job may be waiting for: with two workers in such jobs, events waited up to
+    2 s for their delivery (docs/benchmarks.md). So it ends once a round leaves no
+    backlog, and the next webhooks are mapped by the job their kicks queue.
 
     Shops are mapped a group at a time in one transaction (one commit for many shops that
     each have a little work). One mapper per shop at a time (a short Redis lock), so first
@@ -89,6 +95,7 @@ def process_inbox(shop_domain: str | None = None) -> int:
         shops = [shop_domain] if shop_domain else _shops_in_turn(rt)
         shops = [shop for shop in shops if shop not in drain.resting]
         mapped, taken = 0, []
+        drain.full = False
         for start in range(0, len(shops), SHOPS_PER_TRANSACTION):
             count, busy = drain.map_group(shops[start : start + SHOPS_PER_TRANSACTION])
             mapped += count
@@ -102,9 +109,13 @@ def process_inbox(shop_domain: str | None = None) -> int:
             queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
         if not mapped:
             break
-        if time.monotonic() > deadline:  # give the worker to others; continue later
-            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)  # unless one waits
-            break
+        if drain.full and time.monotonic() <= deadline:
+            continue  # a backlog: map on
+        # Caught up, or out of time: give the worker to the delivery job just kicked, or
+        # to others. A job of this stage goes on: one queued since this one started (by
+        # the next webhook's kick), or else this kick's.
+        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)
+        break
     if drain.outage is not None:
         raise drain.outage
     return handled
@@ -125,6 +136,8 @@ class _MappingDrain:
         self.options = _mapping_options(rt, self.tokens)
         self.resting: set[str] = set()
         self.outage: ShopifyUnavailableError | None = None
+        # In the last pass a shop gave its whole share: more of its webhooks may wait.
+        self.full = False
 
     def map_group(self, shops: list[str]) -> tuple[int, list[str]]:
         """Map the next webhooks of each shop of the group whose lock is free, in one
@@ -169,20 +182,22 @@ class _MappingDrain:
             self.tokens.update({s.domain: bool(s.shopify_access_token_encrypted) for s in loaded})
             prefetch_tombstones(session, shops)
             per_shop = max(BATCH_SIZE // len(shops), MIN_PER_SHOP)
-            mapped = process_batch(session, self.rt.spec, shops, per_shop, **self.options)
+            done = process_batch(session, self.rt.spec, shops, per_shop, **self.options)
         self.rt.redis.set(_PROCESS_CURSOR, shops[-1])
-        return mapped
+        self.full = self.full or done.more_waiting
+        return done.rows
 
     def _map_alone(self, shop: str) -> int:
         try:
-            mapped = _process_next_batch(self.rt, shop, self.options)
+            done = _process_next_batch(self.rt, shop, self.options)
         except ShopifyUnavailableError as exc:
             log.warning("shop %s waits: Shopify could not be reached", shop)
             self.resting.add(shop)
             self.outage = exc
             return 0
         self.rt.redis.set(_PROCESS_CURSOR, shop)
-        return mapped
+        self.full = self.full or done.more_waiting
+        return done.rows
 
 
 def _mapping_lock(rt: runtime.Runtime, shop_domain: str, *, wait: bool) -> Lock:
@@ -223,7 +238,7 @@ def _mapping_options(rt: runtime.Runtime, tokens: dict[str, bool]) -> dict[str, 
     }
 
 
-def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str, Any]) -> int:
+def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str, Any]) -> Handled:
     """Process the shop's next batch in one transaction; if anything in it raises, process
     the same rows one per transaction, so only the row that raises is set aside (failed,
     with the exception's class), and the others go on. A database that is down is not a
@@ -253,7 +268,7 @@ def _process_next_batch(rt: runtime.Runtime, shop_domain: str, options: dict[str
             )
             with transaction(rt.sessions) as session:
                 inbox.fail_delivery(session, delivery_id, poison_reason(exc))
-    return len(ids)
+    return Handled(len(ids), len(ids) >= BATCH_SIZE)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -287,7 +302,9 @@ def deliver_pending(shop_domain: str | None = None) -> int:
     drainer = deliverer(rt)
     drainer.next_after = _text(rt.redis.get(_DELIVER_CURSOR))
     delivered, unfinished = drainer.drain(
-        shop_domain, deadline=time.monotonic() + queue.DRAIN_SECONDS
+        shop_domain,
+        deadline=time.monotonic() + queue.DRAIN_SECONDS,
+        hand_back=lambda: queue.job_waiting(rt.redis, queue.PROCESS),  # webhooks wait
     )
     rt.redis.set(_DELIVER_CURSOR, drainer.next_after)
     if unfinished:  # give the worker to others; continue later (unless a drain waits)

@@ -20,6 +20,7 @@ from connector.storage.db import transaction
 from connector.storage.models import Event, WebhookDelivery
 from connector.timeutil import utcnow
 from jobs import queue
+from jobs.processing import process_batch
 from jobs.ratelimit import RateLimiter
 from jobs.tasks import deliverer, process_inbox
 from tests.support import API_KEY, add_shop, make_order, post_webhook
@@ -200,14 +201,86 @@ def test_a_shop_being_mapped_elsewhere_does_not_hold_up_the_others(
     post_webhook(client, "orders/create", make_order(8_000_001), "h-1", held)
     post_webhook(client, "orders/create", make_order(8_000_002), "f-1", free)
 
-    assert process_inbox() == 2  # the free shop first; then it waits out the stale lock
+    assert process_inbox() == 1  # the free shop; it hands its worker back, caught up
+    assert rt.redis.exists(queue.flag_key(queue.DELIVER))  # delivery was nudged
+    assert rt.redis.exists(queue.flag_key(queue.PROCESS))  # and a job goes on mapping
+    assert process_inbox() == 1  # that job waits out the stale lock
 
     with rt.sessions() as session:
         rows = session.scalars(select(WebhookDelivery)).all()
         assert {row.state for row in rows} == {InboxState.PROCESSED}
         made = {e.shop_domain: e.created_at for e in session.scalars(select(Event)).all()}
     assert made[free] < made[held]
-    assert rt.redis.exists(queue.flag_key(queue.DELIVER))  # delivery was nudged
+
+
+def test_a_mapping_job_that_has_caught_up_gives_its_worker_to_delivery(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    """A mapping job that maps on until its deadline while webhooks trickle in holds a
+    worker a delivery job waits for (two such jobs made events wait 2 s for delivery).
+    Caught up, it ends; a job it queues maps what arrives next."""
+    [shop] = add_shops(rt, fake_customerio, 1)
+    jobs = Queue(rt.settings.queue_name, connection=rt.redis)
+    for number in range(3):
+        post_webhook(client, "orders/create", make_order(9_300_000 + number), f"c-{number}", shop)
+    jobs.empty()  # the web's kick: this test runs the jobs itself
+    rt.redis.delete(queue.flag_key(queue.PROCESS))
+
+    assert process_inbox() == 3
+    assert [job.func_name for job in jobs.get_jobs()] == [
+        "jobs.tasks.deliver_pending",
+        "jobs.tasks.process_inbox",  # to go on with what arrives meanwhile
+    ]
+
+    post_webhook(client, "orders/create", make_order(9_300_003), "c-3", shop)
+    SimpleWorker([jobs], connection=rt.redis).work(burst=True)
+    assert len(fake_customerio.events_named("order_placed")) == 4
+    assert fake_customerio.duplicate_events == 0
+
+
+def test_a_batch_says_whether_a_shop_has_more_webhooks_waiting(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    busy, quiet = add_shops(rt, fake_customerio, 2)
+    for number in range(3):
+        post_webhook(client, "orders/create", make_order(9_400_000 + number), f"b-{number}", busy)
+    post_webhook(client, "orders/create", make_order(9_400_100), "q-0", quiet)
+    redact = {"shop_domain": quiet, "customer": {"id": 9}, "orders_to_redact": []}
+    post_webhook(client, "customers/redact", redact, "q-1", quiet)
+    post_webhook(client, "orders/create", make_order(9_400_101), "q-2", quiet)
+
+    with transaction(rt.sessions) as session:
+        assert process_batch(session, rt.spec, [busy], limit=2) == (2, True)  # a full share
+    with transaction(rt.sessions) as session:
+        assert process_batch(session, rt.spec, [busy], limit=2) == (1, False)
+    with transaction(rt.sessions) as session:  # the redact goes alone, after the order
+        assert process_batch(session, rt.spec, [quiet], limit=10) == (1, True)
+    with transaction(rt.sessions) as session:
+        assert process_batch(session, rt.spec, [quiet], limit=10) == (1, True)
+    with transaction(rt.sessions) as session:
+        assert process_batch(session, rt.spec, [quiet], limit=10) == (1, False)
+
+
+def test_a_delivery_job_that_has_caught_up_gives_its_worker_to_waiting_webhooks(
+    rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
+    """Asked only after a round that left nothing due: a backlog is delivered first."""
+    busy, quiet = add_shops(rt, fake_customerio, 2)
+    per_round = rt.settings.delivery_batch_size * 4  # DeliveryPolicy.batches_per_shop
+    store_backlog(rt, busy, per_round + 5)
+    store_order(rt, quiet, 77)
+    asked: list[int] = []
+
+    def hand_back() -> bool:
+        with rt.sessions() as session:
+            asked.append(session.scalar(select(func.count()).where(Event.status == "pending")))
+        return True
+
+    delivered, unfinished = deliverer(rt).drain(hand_back=hand_back)
+
+    assert (delivered, unfinished) == (per_round + 6, True)  # True: a drain job follows
+    assert asked == [0]  # not after the first round, which took a full share of the backlog
+    assert deliverer(rt).drain(hand_back=lambda: True) == (0, False)
 
 
 def test_a_webhook_that_breaks_mapping_holds_up_no_other_shop_mapped_with_it(
