@@ -109,12 +109,14 @@ def process_inbox(shop_domain: str | None = None) -> int:
             queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
         if not mapped:
             break
-        if drain.full and time.monotonic() <= deadline:
+        out_of_time = time.monotonic() > deadline
+        if drain.full and not out_of_time:
             continue  # a backlog: map on
-        # Caught up, or out of time: give the worker to the delivery job just kicked, or
-        # to others. A job of this stage goes on: one queued since this one started (by
-        # the next webhook's kick), or else this kick's.
-        queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)
+        # Caught up (what arrives next is kicked by its own webhook), or out of time: give
+        # the worker to the delivery job just kicked, or to others. A job of this stage
+        # goes on where this one stopped, or maps the shops it left to another worker.
+        if out_of_time or taken:
+            queue.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)  # unless one waits
         break
     if drain.outage is not None:
         raise drain.outage

@@ -3,6 +3,7 @@ workspaces overlap; one shop's backlog, rate limit or lock never holds up anothe
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -17,6 +18,7 @@ from connector.runtime import Runtime
 from connector.statuses import EventStatus, InboxState
 from connector.storage import events
 from connector.storage.db import transaction
+from connector.storage.inbox import record_delivery
 from connector.storage.models import Event, WebhookDelivery
 from connector.timeutil import utcnow
 from jobs import queue
@@ -201,9 +203,9 @@ def test_a_shop_being_mapped_elsewhere_does_not_hold_up_the_others(
     post_webhook(client, "orders/create", make_order(8_000_001), "h-1", held)
     post_webhook(client, "orders/create", make_order(8_000_002), "f-1", free)
 
-    assert process_inbox() == 1  # the free shop; it hands its worker back, caught up
+    assert process_inbox() == 1  # the free shop; caught up, it gives its worker back
     assert rt.redis.exists(queue.flag_key(queue.DELIVER))  # delivery was nudged
-    assert rt.redis.exists(queue.flag_key(queue.PROCESS))  # and a job goes on mapping
+    assert rt.redis.exists(queue.flag_key(queue.PROCESS))  # a job maps the held shop
     assert process_inbox() == 1  # that job waits out the stale lock
 
     with rt.sessions() as session:
@@ -213,26 +215,58 @@ def test_a_shop_being_mapped_elsewhere_does_not_hold_up_the_others(
     assert made[free] < made[held]
 
 
-def test_a_mapping_job_that_has_caught_up_gives_its_worker_to_delivery(
+def test_a_mapping_job_ends_once_caught_up_while_webhooks_keep_arriving(
     client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
 ) -> None:
     """A mapping job that maps on until its deadline while webhooks trickle in holds a
-    worker a delivery job waits for (two such jobs made events wait 2 s for delivery).
-    Caught up, it ends; a job it queues maps what arrives next."""
+    worker a delivery job waits for (two such jobs made events wait 2 s for delivery)."""
+    [shop] = add_shops(rt, fake_customerio, 1)
+    post_webhook(client, "orders/create", make_order(9_500_000), "t-0", shop)
+    arriving = threading.Event()
+    arriving.set()
+
+    def arrive() -> None:  # a webhook stored every 2 ms, as the door stores them
+        number = 0
+        while arriving.is_set():
+            number += 1
+            order = make_order(9_500_000 + number)
+            values = {"shop_domain": shop, "topic": "orders/create", "body": json.dumps(order)}
+            record_delivery(rt.autocommit_engine, {**values, "shopify_event_id": f"t-{number}"})
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=arrive)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        started = time.monotonic()
+        mapped = process_inbox()
+        elapsed = time.monotonic() - started
+    finally:
+        arriving.clear()
+        thread.join()
+
+    assert mapped >= 1
+    assert elapsed < queue.DRAIN_SECONDS / 2  # not until its deadline: caught up, it ended
+
+
+def test_after_a_mapping_job_has_caught_up_the_next_webhook_queues_its_own(
+    client: FlaskClient, rt: Runtime, fake_customerio: FakeCustomerIO
+) -> None:
     [shop] = add_shops(rt, fake_customerio, 1)
     jobs = Queue(rt.settings.queue_name, connection=rt.redis)
     for number in range(3):
         post_webhook(client, "orders/create", make_order(9_300_000 + number), f"c-{number}", shop)
-    jobs.empty()  # the web's kick: this test runs the jobs itself
-    rt.redis.delete(queue.flag_key(queue.PROCESS))
+    assert [job.func_name for job in jobs.get_jobs()] == ["jobs.tasks.process_inbox"]
+    jobs.empty()  # this test runs that job itself
 
     assert process_inbox() == 3
-    assert [job.func_name for job in jobs.get_jobs()] == [
-        "jobs.tasks.deliver_pending",
-        "jobs.tasks.process_inbox",  # to go on with what arrives meanwhile
-    ]
+    assert [job.func_name for job in jobs.get_jobs()] == ["jobs.tasks.deliver_pending"]
 
     post_webhook(client, "orders/create", make_order(9_300_003), "c-3", shop)
+    assert [job.func_name for job in jobs.get_jobs()] == [
+        "jobs.tasks.deliver_pending",
+        "jobs.tasks.process_inbox",
+    ]
     SimpleWorker([jobs], connection=rt.redis).work(burst=True)
     assert len(fake_customerio.events_named("order_placed")) == 4
     assert fake_customerio.duplicate_events == 0
