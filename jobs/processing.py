@@ -126,7 +126,7 @@ def process_batch(
             installed.append(shop)
     received = inbox.received_deliveries(session, [s.domain for s in installed], limit, only)
     shares = Counter(row.shop_domain for row in received)
-    more_waiting = only is None and any(taken >= limit for taken in shares.values())
+    more_waiting = only is None and any(count >= limit for count in shares.values())
     handled = 0
     mapped: list[WebhookDelivery] = []
     for shop in installed:
