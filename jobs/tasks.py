@@ -94,23 +94,23 @@ def process_inbox(shop_domain: str | None = None) -> int:
     while True:
         shops = [shop_domain] if shop_domain else _shops_in_turn(rt)
         shops = [shop for shop in shops if shop not in drain.resting]
-        mapped, taken = 0, []
-        drain.full = False
+        mapped, full, taken = 0, False, []
         for start in range(0, len(shops), SHOPS_PER_TRANSACTION):
-            count, busy = drain.map_group(shops[start : start + SHOPS_PER_TRANSACTION])
-            mapped += count
+            done, busy = drain.map_group(shops[start : start + SHOPS_PER_TRANSACTION])
+            mapped += done.rows
+            full = full or done.more_waiting
             taken += busy
             if time.monotonic() > deadline:
                 break
         if not mapped and taken:  # every shop with work is being mapped: wait for one
-            mapped = drain.map_when_free(taken[0])
+            mapped, full = drain.map_when_free(taken[0])
         handled += mapped
         if mapped:
             queue.kick(rt.redis, rt.settings.queue_name, queue.DELIVER)
         if not mapped:
             break
         out_of_time = time.monotonic() > deadline
-        if drain.full and not out_of_time:
+        if full and not out_of_time:
             continue  # a backlog: map on
         # Caught up (what arrives next is kicked by its own webhook), or out of time: give
         # the worker to the delivery job just kicked, or to others. A job of this stage
@@ -138,12 +138,10 @@ class _MappingDrain:
         self.options = _mapping_options(rt, self.tokens)
         self.resting: set[str] = set()
         self.outage: ShopifyUnavailableError | None = None
-        # In the last pass a shop gave its whole share: more of its webhooks may wait.
-        self.full = False
 
-    def map_group(self, shops: list[str]) -> tuple[int, list[str]]:
+    def map_group(self, shops: list[str]) -> tuple[Handled, list[str]]:
         """Map the next webhooks of each shop of the group whose lock is free, in one
-        transaction (at most BATCH_SIZE in all, each shop its share); return (webhooks
+        transaction (at most BATCH_SIZE in all, each shop its share); return (what was
         mapped, shops another worker holds). If the transaction raises, each shop is mapped
         in its own (and each webhook of a shop that raises in its own:
         `_process_next_batch`)."""
@@ -155,28 +153,29 @@ class _MappingDrain:
             else:
                 taken.append(shop)
         if not locks:
-            return 0, taken
+            return Handled(0, False), taken
         try:
             return self._map_together(list(locks)), taken
         except Exception as exc:
             if _is_transient(exc) and not isinstance(exc, ShopifyUnavailableError):
                 raise
-            return sum(self._map_alone(shop) for shop in locks), taken
+            alone = [self._map_alone(shop) for shop in locks]
+            return Handled(sum(d.rows for d in alone), any(d.more_waiting for d in alone)), taken
         finally:
             for shop, lock in locks.items():
                 _release(lock, shop)
 
-    def map_when_free(self, shop: str) -> int:
-        """Wait (briefly) for the shop's lock, then map its next batch; 0 if still taken."""
+    def map_when_free(self, shop: str) -> Handled:
+        """Wait (briefly) for the shop's lock, then map its next batch; none if still taken."""
         lock = _mapping_lock(self.rt, shop, wait=True)
         if not lock.acquire():
-            return 0
+            return Handled(0, False)
         try:
             return self._map_alone(shop)
         finally:
             _release(lock, shop)
 
-    def _map_together(self, shops: list[str]) -> int:
+    def _map_together(self, shops: list[str]) -> Handled:
         with transaction(self.rt.sessions) as session:
             # What every shop's batch looks up, for the whole group at once; `loaded` keeps
             # the shops in the session, so each batch's get_shop is answered without a query.
@@ -186,20 +185,18 @@ class _MappingDrain:
             per_shop = max(BATCH_SIZE // len(shops), MIN_PER_SHOP)
             done = process_batch(session, self.rt.spec, shops, per_shop, **self.options)
         self.rt.redis.set(_PROCESS_CURSOR, shops[-1])
-        self.full = self.full or done.more_waiting
-        return done.rows
+        return done
 
-    def _map_alone(self, shop: str) -> int:
+    def _map_alone(self, shop: str) -> Handled:
         try:
             done = _process_next_batch(self.rt, shop, self.options)
         except ShopifyUnavailableError as exc:
             log.warning("shop %s waits: Shopify could not be reached", shop)
             self.resting.add(shop)
             self.outage = exc
-            return 0
+            return Handled(0, False)
         self.rt.redis.set(_PROCESS_CURSOR, shop)
-        self.full = self.full or done.more_waiting
-        return done.rows
+        return done
 
 
 def _mapping_lock(rt: runtime.Runtime, shop_domain: str, *, wait: bool) -> Lock:
