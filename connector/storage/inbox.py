@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, delete, select, union_all, update
+from sqlalchemy import BigInteger, Insert, Select, Table, delete, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.statuses import InboxState
@@ -87,27 +87,55 @@ def received_deliveries(
     """The oldest `per_shop` unprocessed inbox rows of each of these shops (of the ids
     `only` names, if given), in arrival order, locked (SKIP LOCKED) for this transaction.
 
-    Two statements for any number of shops: each shop's ids (its own LIMIT, so a shop with
-    a backlog takes only its share), then the rows by id.
+    Each shop takes at most its own share, so a shop with a backlog cannot crowd out the
+    others. On PostgreSQL one statement of fixed text does it for any number of shops (a
+    LATERAL subquery per shop named in an array), so it is planned and prepared once; on
+    SQLite a union of per-shop subqueries gives the ids, then a second statement the rows.
     """
-    per_shop_ids = []
-    for shop in shops:
-        query = _oldest_received_ids(shop, per_shop)
+    if not shops:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        values: dict[str, Any] = {"shops": list(shops), "per_shop": per_shop}
         if only is not None:
-            query = query.where(WebhookDelivery.id.in_(list(only)))
-        per_shop_ids.append(select(query.subquery()))
-    if not per_shop_ids:
-        return []
-    statement = per_shop_ids[0] if len(per_shop_ids) == 1 else union_all(*per_shop_ids)
-    ids = list(session.scalars(statement))
-    if not ids:
-        return []
+            values["only"] = list(only)
+        oldest = _OLDEST_RECEIVED if only is None else _OLDEST_RECEIVED_OF_ONLY
+        ids: Any = oldest.bindparams(**values, state=InboxState.RECEIVED)
+    else:
+        ids = list(session.scalars(_oldest_received_union(shops, per_shop, only)))
+        if not ids:
+            return []
     return session.scalars(
         select(WebhookDelivery)
         .where(WebhookDelivery.id.in_(ids), WebhookDelivery.state == InboxState.RECEIVED)
         .order_by(WebhookDelivery.id)
         .with_for_update(skip_locked=True)
     ).all()
+
+
+_OLDEST_RECEIVED_SQL = """
+    SELECT oldest.id FROM unnest(CAST(:shops AS text[])) AS shop(domain)
+    CROSS JOIN LATERAL (
+        SELECT id FROM webhook_deliveries
+        WHERE shop_domain = shop.domain AND state = :state {only}
+        ORDER BY id LIMIT :per_shop
+    ) AS oldest
+"""
+_OLDEST_RECEIVED = text(_OLDEST_RECEIVED_SQL.format(only="")).columns(id=BigInteger)
+_OLDEST_RECEIVED_OF_ONLY = text(
+    _OLDEST_RECEIVED_SQL.format(only="AND id = ANY(CAST(:only AS bigint[]))")
+).columns(id=BigInteger)
+
+
+def _oldest_received_union(
+    shops: Sequence[str], per_shop: int, only: Sequence[int] | None
+) -> Select[int]:
+    per_shop_ids = []
+    for shop in shops:
+        query = _oldest_received_ids(shop, per_shop)
+        if only is not None:
+            query = query.where(WebhookDelivery.id.in_(list(only)))
+        per_shop_ids.append(select(query.subquery()))
+    return per_shop_ids[0] if len(per_shop_ids) == 1 else union_all(*per_shop_ids)  # type: ignore[return-value]
 
 
 def received_delivery_ids(session: Session, shop_domain: str, limit: int) -> list[int]:
