@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, event, func, select
+from sqlalchemy.orm import ORMExecuteState
 
 from connector.storage.db import Session
-from connector.storage.driver import insert_ignore
+from connector.storage.driver import insert_ignore, insert_ignore_many
 from connector.storage.models import CustomerLedger, CustomerOrder
 from connector.timeutil import utcnow
 
@@ -113,8 +114,14 @@ def record_order(
     person_key: str,
     ordered_at: datetime,
     total: float | None = None,
-) -> bool:
-    """Count an order for its customer; False when the order was already recorded."""
+) -> None:
+    """Count an order for its customer; an order recorded before is left as it is.
+
+    The row is written together with the other orders this unit of work records, in one
+    statement, before the session's next statement or its commit: a batch of orders costs
+    one round trip for their ledger rows instead of one each, and whatever reads the
+    ledger in the same unit of work still sees them.
+    """
     values = {
         "shop_domain": shop_domain,
         "order_id": order_id,
@@ -124,7 +131,38 @@ def record_order(
         "cancelled": False,
         "refunded": 0.0,
     }
-    return _insert_ignore(session, _table(CustomerOrder), values)
+    _unwritten(session).setdefault((shop_domain, order_id), values)
+
+
+# (shop, order id) -> the ledger row of an order recorded by this unit of work, not written yet.
+_UNWRITTEN = "orders recorded by this unit of work, not written yet"
+
+
+def _unwritten(session: Session) -> dict[tuple[str, str], dict[str, Any]]:
+    return session.info.setdefault(_UNWRITTEN, {})  # type: ignore[no-any-return]
+
+
+def write_recorded_orders(session: Session) -> None:
+    """Write the orders recorded so far in one statement (called before each statement
+    the session runs and before its commit)."""
+    unwritten = session.info.pop(_UNWRITTEN, None)
+    if unwritten:
+        insert_ignore_many(session, _table(CustomerOrder), list(unwritten.values()))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_before_statement(state: ORMExecuteState) -> None:
+    write_recorded_orders(state.session)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    write_recorded_orders(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_UNWRITTEN, None)
 
 
 def get_order(session: Session, shop_domain: str, order_id: str) -> CustomerOrder | None:
@@ -212,5 +250,5 @@ def _table(model: type[CustomerLedger] | type[CustomerOrder]) -> Table:
 
 def _insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
     """INSERT unless a row with the same unique key exists; True when a row was inserted.
-    Two per order on the mapping path: on the driver's cursor (`connector.storage.driver`)."""
+    The first-order claim, on the mapping path: on the driver's cursor (`storage.driver`)."""
     return insert_ignore(session, table, values)

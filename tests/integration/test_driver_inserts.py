@@ -10,7 +10,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from connector.runtime import Runtime
-from connector.storage import driver
+from connector.storage import driver, ledger
 from connector.storage.db import transaction
 from connector.storage.models import CustomerLedger, CustomerOrder
 
@@ -87,3 +87,54 @@ def test_a_refused_row_raises_sqlalchemys_error_and_rolls_back(rt: Runtime) -> N
         )
     with rt.sessions() as session:
         assert session.scalar(select(func.count()).select_from(ORDERS)) == 0
+
+
+def test_many_rows_are_written_in_one_call_and_known_keys_are_ignored(rt: Runtime) -> None:
+    values = {"shop_domain": SHOP, "person_key": "501"}
+    with transaction(rt.sessions) as session:
+        session.execute(insert(ORDERS).values(order_id="core", ordered_at=ORDERED_AT, **values))
+        driver.insert_ignore_many(
+            session,
+            ORDERS,
+            [
+                {**values, "order_id": "raw", "ordered_at": ORDERED_AT},
+                {**values, "order_id": "core", "ordered_at": ORDERED_AT + timedelta(days=1)},
+                {**values, "order_id": "raw", "ordered_at": ORDERED_AT + timedelta(days=2)},
+            ],
+        )
+    assert stored(rt, ORDERS, "order_id", "raw") == stored(rt, ORDERS, "order_id", "core")
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ORDERS)) == 2
+
+
+def count_orders(rt: Runtime) -> int:
+    """Orders the database holds, seen from outside any open unit of work."""
+    with rt.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(ORDERS)) or 0)
+
+
+def test_recorded_orders_are_written_together_before_a_read_and_at_commit(rt: Runtime) -> None:
+    with transaction(rt.sessions) as session:
+        ledger.record_order(session, SHOP, "1001", "501", ORDERED_AT, 50.0)
+        ledger.record_order(session, SHOP, "1002", "501", ORDERED_AT, 20.0)
+        ledger.record_order(session, SHOP, "1001", "501", ORDERED_AT, 99.0)  # counted once
+        assert count_orders(rt) == 0  # nothing written yet: one statement for all of them
+        ledger.mark_cancelled(session, SHOP, "1002")  # a read in the same unit sees them
+        [stats] = ledger.order_stats(session, [(SHOP, "501")]).values()
+        assert stats["orders_count"] == 1 and stats["total_spent"] == 50.0
+        ledger.record_order(session, SHOP, "1003", "501", ORDERED_AT, 5.0)
+    assert count_orders(rt) == 3  # the last one at commit
+    with rt.sessions() as session:
+        cancelled = session.get(CustomerOrder, (SHOP, "1002"))
+        assert cancelled is not None and cancelled.cancelled
+
+
+def test_orders_recorded_in_a_unit_that_rolls_back_are_not_written(rt: Runtime) -> None:
+    with rt.sessions() as session:  # one session, two units of work
+        with pytest.raises(RuntimeError), session.begin():
+            ledger.record_order(session, SHOP, "1001", "501", ORDERED_AT)
+            raise RuntimeError("the batch failed")
+        with session.begin():
+            ledger.record_order(session, SHOP, "1002", "501", ORDERED_AT)
+    with rt.sessions() as session:
+        assert session.scalars(select(CustomerOrder.order_id)).all() == ["1002"]
