@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,7 @@ __all__ = [
     "is_unavailable",
     "make_engine",
     "make_sessionmaker",
+    "one_of",
     "transaction",
     "upgrade",
 ]
@@ -34,6 +36,16 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # A factory of sessions (units of work); the rest of the code passes this around.
 Sessions = sessionmaker[Session]
+
+
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one parameter whatever
+    the number of values, so the statement's text stays the same: psycopg converts it once
+    (it converts a statement with more than 50 parameters again on every call) and the
+    server can keep its plan."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 class StorageUnavailableError(Exception):

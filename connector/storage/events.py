@@ -26,7 +26,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from connector.events import CanonicalEvent, EventName
 from connector.statuses import DeliveryOutcome, EventStatus, ShopStatus
-from connector.storage.db import Session
+from connector.storage.db import Session, one_of
 from connector.storage.models import DeliveryAttempt, Event, Shop, UTCDateTime, checkout_token
 from connector.timeutil import utcnow
 
@@ -247,6 +247,21 @@ def _candidates(shops: int, dialect: str) -> TextClause:
     return text(statement).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
+# PostgreSQL: the same for any number of shops (:shops, an array), in one text.
+_DUE_OF_SHOPS = text(
+    """
+    SELECT due.id, due.lease_owner FROM unnest(CAST(:shops AS text[])) AS shop(domain)
+    CROSS JOIN LATERAL (
+        SELECT id, lease_owner FROM events
+        WHERE shop_domain = shop.domain AND events.status = 'pending'
+        AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+        AND (lease_until IS NULL OR lease_until < :now)
+        ORDER BY occurred_at LIMIT :per_shop
+    ) AS due
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def shops_with_pending_events(session: Session, after: str, most: int) -> list[str]:
     """Up to `most` shops with pending events, in name order starting after `after` and
     wrapping around (so a claim that cannot take every shop takes the next ones next)."""
@@ -299,10 +314,15 @@ def claim_due_events_of_shops(
     shops = [shop for shop in shops if shop in deliverable and shop not in skipped][:max_shops]
     if not shops:
         return []
-    parameters: dict[str, Any] = {f"shop{n}": shop for n, shop in enumerate(shops)}
-    parameters.update(now=now, per_shop=per_shop)
     dialect = session.get_bind().dialect.name
-    candidates = session.execute(_candidates(len(shops), dialect), parameters).all()
+    parameters: dict[str, Any]
+    if dialect == "postgresql":
+        statement, parameters = _DUE_OF_SHOPS, {"shops": shops}
+    else:
+        statement = _candidates(len(shops), dialect)
+        parameters = {f"shop{n}": shop for n, shop in enumerate(shops)}
+    parameters.update(now=now, per_shop=per_shop)
+    candidates = session.execute(statement, parameters).all()
     if not candidates:
         return []
     abandoned = [event_id for event_id, owner in candidates if owner is not None]
@@ -315,7 +335,9 @@ def claim_due_events_of_shops(
     # planner finds the rows by id (without statistics, SQLite would rather walk the status
     # index: the backlog).
     unlocked = list(
-        session.scalars(select(Event.id).where(Event.id.in_(ids)).with_for_update(skip_locked=True))
+        session.scalars(
+            select(Event.id).where(one_of(session, Event.id, ids)).with_for_update(skip_locked=True)
+        )
     )
     still_due = and_(
         func.coalesce(Event.status, "") == EventStatus.PENDING,
@@ -324,7 +346,7 @@ def claim_due_events_of_shops(
     )
     session.execute(
         update(Event)
-        .where(Event.id.in_(unlocked), still_due)
+        .where(one_of(session, Event.id, unlocked), still_due)
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
@@ -332,7 +354,7 @@ def claim_due_events_of_shops(
     return list(
         session.scalars(
             select(Event)
-            .where(Event.id.in_(ids), Event.lease_owner == owner)
+            .where(one_of(session, Event.id, ids), Event.lease_owner == owner)
             .order_by(Event.shop_domain, Event.occurred_at)
         ).all()
     )

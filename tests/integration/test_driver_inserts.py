@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 
 from connector.runtime import Runtime
 from connector.storage import driver, ledger
-from connector.storage.db import transaction
+from connector.storage.db import one_of, transaction
 from connector.storage.models import CustomerLedger, CustomerOrder
 
 ORDERS: Table = CustomerOrder.__table__  # type: ignore[assignment]
@@ -138,3 +139,24 @@ def test_orders_recorded_in_a_unit_that_rolls_back_are_not_written(rt: Runtime) 
             ledger.record_order(session, SHOP, "1002", "501", ORDERED_AT)
     with rt.sessions() as session:
         assert session.scalars(select(CustomerOrder.order_id)).all() == ["1002"]
+
+
+def test_one_of_sends_one_array_to_postgresql_whatever_the_number_of_values(rt: Runtime) -> None:
+    sent: list[tuple[str, Any]] = []
+    values = {"shop_domain": SHOP, "person_key": "501", "ordered_at": ORDERED_AT}
+    with transaction(rt.sessions) as session:
+        session.execute(insert(ORDERS), [{**values, "order_id": str(n)} for n in (1, 3)])
+        wanted = [str(n) for n in range(1, 301)]
+        listen = sa_event.listens_for(rt.engine, "before_cursor_execute")
+        listen(lambda _conn, _cursor, sql, params, _context, _many: sent.append((sql, params)))
+        found = session.scalars(
+            select(CustomerOrder.order_id)
+            .where(one_of(session, CustomerOrder.order_id, wanted))
+            .order_by(CustomerOrder.order_id)
+        ).all()
+    assert found == ["1", "3"]
+    [(sql, params)] = [(sql, params) for sql, params in sent if "customer_orders" in sql]
+    if rt.engine.dialect.name == "postgresql":
+        assert "ANY" in sql and len(params) == 1  # the same text for 3 or 300 values
+    else:
+        assert len(params) == 300
