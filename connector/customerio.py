@@ -4,6 +4,11 @@ We do not use the official `customerio` package: its exceptions carry no status 
 messages embed the request payload (PII), and it retries on its own with near-zero backoff.
 This client never retries and never raises for HTTP or network failures: it returns a
 `SendResult` and leaves retry timing to the caller (the RQ job and the rate limiter).
+
+It speaks through urllib3's connection pools directly: with many shops a worker makes a
+request per event or two, and `requests` spent about 0.35 ms of CPU more per request
+(preparing it, reading proxy settings from the environment) than the request itself.
+Proxy settings (HTTPS_PROXY, NO_PROXY, ...) are read once per process.
 """
 
 from __future__ import annotations
@@ -13,14 +18,19 @@ import os
 import re
 import threading
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
+from urllib3.exceptions import TimeoutError as UrllibTimeoutError
 
 from connector import jsontext
 from connector.statuses import DeliveryOutcome
@@ -35,9 +45,10 @@ CONNECT_TIMEOUT = 5.0
 # Over-matches on purpose (also URL-encoded "%40"): a redacted non-email costs nothing.
 _EMAIL_RE = re.compile(r"[\w.+%'-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 
-_session: requests.Session | None = None
-_session_pid: int | None = None
-_session_lock = threading.Lock()
+_pools: dict[str | None, urllib3.PoolManager] = {}  # proxy URL (None: direct) -> its pools
+_pools_pid: int | None = None
+_pools_lock = threading.Lock()
+POOL_MAXSIZE = 20  # connections kept per host (a worker sends to one host from 16 threads)
 
 
 def track_base_url(region: str, override: str | None) -> str:
@@ -152,18 +163,39 @@ class SendResult:
         return self.outcome == DeliveryOutcome.DELIVERED
 
 
-def shared_session() -> requests.Session:
-    """Return this process's pooled Session (a forked child builds its own)."""
-    global _session, _session_pid
-    pid = os.getpid()
-    with _session_lock:
-        if _session is None or _session_pid != pid:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=20, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            _session, _session_pid = session, pid
-        return _session
+def shared_pool(url: str) -> urllib3.PoolManager:
+    """This process's connection pools for `url`: direct, or through the proxy the
+    environment names for it (a forked child builds its own)."""
+    global _pools_pid
+    proxy = _proxy_for(url)
+    with _pools_lock:
+        if _pools_pid != os.getpid():
+            _pools.clear()
+            _pools_pid = os.getpid()
+        pool = _pools.get(proxy)
+        if pool is None:
+            options: dict[str, Any] = {"maxsize": POOL_MAXSIZE, "retries": False}
+            pool = (
+                urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+            )
+            _pools[proxy] = pool
+        return pool
+
+
+@cache
+def _environment_proxies() -> dict[str, str]:
+    return urllib.request.getproxies()
+
+
+@cache
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for this URL's scheme, unless NO_PROXY exempts its
+    host (what `requests` does)."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = _environment_proxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 class TrackClient:
@@ -176,21 +208,21 @@ class TrackClient:
         api_key: str,
         base_url: str,
         timeout: float = 10.0,
-        session: requests.Session | None = None,
+        pool: urllib3.PoolManager | None = None,
     ) -> None:
         self.site_id = site_id
-        self._api_key = api_key
+        self._auth = urllib3.make_headers(basic_auth=f"{site_id}:{api_key}")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._session = session
+        self._pool = pool
 
     def __repr__(self) -> str:
         return f"TrackClient(site_id={self.site_id!r}, base_url={self.base_url!r}, api_key='***')"
 
     @property
-    def session(self) -> requests.Session:
-        """The injected Session, else the process-wide pooled one."""
-        return self._session if self._session is not None else shared_session()
+    def pool(self) -> urllib3.PoolManager:
+        """The injected pools, else the process's shared ones."""
+        return self._pool if self._pool is not None else shared_pool(self.base_url)
 
     def send_batch(self, operations: list[dict[str, Any]], body: bytes | None = None) -> SendResult:
         """POST the operations to /api/v2/batch once; raises only for non-JSON operations.
@@ -203,35 +235,38 @@ class TrackClient:
         return self._call("GET", "/api/v1/accounts/region", None)
 
     def _call(self, method: str, path: str, body: bytes | None) -> SendResult:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **self._auth}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, self.timeout), read=self.timeout)
         started = time.perf_counter()
         try:
-            response = self.session.request(
+            response = self.pool.request(
                 method,
                 self.base_url + path,
-                data=body,
+                body=body,
                 headers=headers,
-                auth=(self.site_id, self._api_key),
-                timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
-                allow_redirects=False,
-            )
-            text = response.text  # reads the whole body inside the timeout handling
-        except requests.Timeout:
-            return SendResult(None, _elapsed_ms(started), DeliveryOutcome.RETRY, reason="timeout")
-        except requests.ConnectionError:
-            return SendResult(
-                None, _elapsed_ms(started), DeliveryOutcome.RETRY, reason="connection error"
-            )
-        except requests.RequestException as exc:  # e.g. a truncated chunked body
-            reason = f"request error ({type(exc).__name__})"
-            return SendResult(None, _elapsed_ms(started), DeliveryOutcome.RETRY, reason=reason)
-        return _result(response, text, _elapsed_ms(started))
+                timeout=timeout,
+                redirect=False,
+                retries=False,
+            )  # the whole body is read here, inside the timeout handling
+        except NewConnectionError:  # refused, or no route: before the timeouts below
+            return _no_answer(started, "connection error")
+        except UrllibTimeoutError:
+            return _no_answer(started, "timeout")
+        except ProtocolError:  # the connection dropped mid-request
+            return _no_answer(started, "connection error")
+        except HTTPError as exc:  # e.g. a truncated chunked body
+            return _no_answer(started, f"request error ({type(exc).__name__})")
+        text = response.data.decode("utf-8", "replace")
+        return _result(response.status, response.headers, text, _elapsed_ms(started))
 
 
-def _result(response: requests.Response, text: str, latency_ms: float) -> SendResult:
-    status = response.status_code
+def _no_answer(started: float, reason: str) -> SendResult:
+    return SendResult(None, _elapsed_ms(started), DeliveryOutcome.RETRY, reason=reason)
+
+
+def _result(status: int, headers: Mapping[str, str], text: str, latency_ms: float) -> SendResult:
     payload = _json_or_none(text)
     failed = _failed_ops(payload)
     messages = _error_messages(payload)
@@ -248,7 +283,7 @@ def _result(response: requests.Response, text: str, latency_ms: float) -> SendRe
     else:
         outcome = DeliveryOutcome.REJECTED
         if 300 <= status < 400:
-            messages = messages or f"redirected to {response.headers.get('Location', '?')}"
+            messages = messages or f"redirected to {headers.get('Location', '?')}"
     if messages and outcome != DeliveryOutcome.PARTIAL:
         label = f"{label}: {messages}"
     return SendResult(
@@ -256,7 +291,7 @@ def _result(response: requests.Response, text: str, latency_ms: float) -> SendRe
         latency_ms=latency_ms,
         outcome=outcome,
         failed_ops=failed,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(headers.get("Retry-After")),
         reason=_short(redact(label), 200),
         excerpt=_short(redact(text), EXCERPT_CHARS),
     )

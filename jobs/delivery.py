@@ -27,7 +27,6 @@ from connector.customerio import (
     event_op,
     identifiers_for,
     identify_op,
-    shared_session,
     track_base_url,
 )
 from connector.events import IDENTIFY_ONLY
@@ -354,7 +353,6 @@ class Deliverer:
             api_key=self.secrets.decrypt(shop.cio_api_key_encrypted or ""),
             base_url=track_base_url(shop.cio_region, self.policy.track_url_override),
             timeout=self.policy.http_timeout,
-            session=shared_session(),
         )
 
     # -- sending (no database: runs on the pool's threads) ------------------------------------

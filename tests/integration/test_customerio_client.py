@@ -11,8 +11,10 @@ from email.utils import formatdate
 
 import pytest
 import requests
+import urllib3
 from ulid import ULID
 
+from connector import customerio
 from connector.customerio import (
     REGION_HOSTS,
     SendResult,
@@ -22,7 +24,7 @@ from connector.customerio import (
     identifiers_for,
     identify_op,
     parse_retry_after,
-    shared_session,
+    shared_pool,
     track_base_url,
 )
 from connector.customerio import _result as result_from_response
@@ -40,16 +42,14 @@ def fake_customerio() -> Iterator[FakeCustomerIO]:
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
+def pool() -> Iterator[urllib3.PoolManager]:
+    with urllib3.PoolManager(retries=False) as pools:
+        yield pools
 
 
 @pytest.fixture
-def client(fake_customerio: FakeCustomerIO, session: requests.Session) -> TrackClient:
-    return TrackClient(
-        site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, session=session
-    )
+def client(fake_customerio: FakeCustomerIO, pool: urllib3.PoolManager) -> TrackClient:
+    return TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, pool=pool)
 
 
 def order_ops(event_id: str | None = None, person: str = "8812") -> list[dict]:
@@ -140,10 +140,10 @@ def test_repeated_event_id_is_counted_once(
     assert len(fake_customerio.identifies) == 2
 
 
-def test_wrong_key_is_rejected_credentials(fake_customerio: FakeCustomerIO, session) -> None:
-    client = TrackClient(
-        site_id=SITE_ID, api_key="nope", base_url=fake_customerio.url, session=session
-    )
+def test_wrong_key_is_rejected_credentials(
+    fake_customerio: FakeCustomerIO, pool: urllib3.PoolManager
+) -> None:
+    client = TrackClient(site_id=SITE_ID, api_key="nope", base_url=fake_customerio.url, pool=pool)
     result = client.send_batch(order_ops(person=EMAIL))
     assert (result.outcome, result.status_code) == ("rejected_credentials", 401)
     assert result.reason.startswith("401 Unauthorized")
@@ -169,9 +169,9 @@ def test_500_is_retry(client: TrackClient, fake_customerio: FakeCustomerIO) -> N
     assert [r["status"] for r in fake_customerio.requests] == [503, 200]
 
 
-def test_slow_server_times_out(fake_customerio: FakeCustomerIO, session) -> None:
+def test_slow_server_times_out(fake_customerio: FakeCustomerIO, pool: urllib3.PoolManager) -> None:
     client = TrackClient(
-        site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, timeout=0.2, session=session
+        site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, timeout=0.2, pool=pool
     )
     fake_customerio.set_delay(0.6)
     result = client.send_batch(order_ops(person=EMAIL))
@@ -196,10 +196,10 @@ def test_dropped_connection_is_retry(client: TrackClient, fake_customerio: FakeC
     assert client.send_batch(order_ops()).outcome == "delivered"
 
 
-def test_connection_refused_is_retry(session: requests.Session) -> None:
+def test_connection_refused_is_retry(pool: urllib3.PoolManager) -> None:
     with FakeCustomerIO({SITE_ID: API_KEY}) as server:
         url = server.url
-    client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=url, session=session)
+    client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=url, pool=pool)
     result = client.send_batch(order_ops())
     assert (result.status_code, result.outcome, result.reason) == (
         None,
@@ -234,16 +234,14 @@ def test_all_invalid_ops_are_a_400_with_indexes(client: TrackClient) -> None:
 
 
 def test_long_bodies_are_cut_and_emails_redacted() -> None:
-    response = requests.Response()
-    response.status_code = 400
     body = json.dumps({"meta": {"errors": [f"bad email {EMAIL} " + "x" * 400]}})
-    result = result_from_response(response, body, 1.0)
+    result = result_from_response(400, {}, body, 1.0)
     assert result.outcome == "rejected" and len(result.excerpt) <= 300
     assert "[email]" in result.excerpt and "[email]" in result.reason
     assert_no_email(result)
 
 
-def test_check_credentials(client: TrackClient, fake_customerio: FakeCustomerIO, session) -> None:
+def test_check_credentials(client: TrackClient, fake_customerio: FakeCustomerIO) -> None:
     ok = client.check_credentials()
     assert (ok.outcome, ok.status_code) == ("delivered", 200)
     assert json.loads(ok.excerpt)["data_center"] == "us"
@@ -257,15 +255,14 @@ def test_repr_hides_the_api_key(client: TrackClient) -> None:
     assert API_KEY not in repr(client) and SITE_ID in repr(client)
 
 
-def test_shared_session_is_one_per_process() -> None:
-    session = shared_session()
-    assert shared_session() is session
-    adapter = session.get_adapter("https://track.customer.io")
-    assert adapter.max_retries.total == 0  # type: ignore[attr-defined]
+def test_shared_pool_is_one_per_process() -> None:
+    pool = shared_pool("https://track.customer.io")
+    assert shared_pool("https://track-eu.customer.io") is pool  # one set of pools, per host
+    assert pool.connection_pool_kw["maxsize"] == customerio.POOL_MAXSIZE
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: must build its own
-        os.write(write, b"1" if shared_session() is not session else b"0")
+        os.write(write, b"1" if shared_pool("https://track.customer.io") is not pool else b"0")
         os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
@@ -273,10 +270,30 @@ def test_shared_session_is_one_per_process() -> None:
     os.close(write)
 
 
-def test_shared_session_is_used_by_default(fake_customerio: FakeCustomerIO) -> None:
+def test_shared_pool_is_used_by_default(fake_customerio: FakeCustomerIO) -> None:
     client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url)
-    assert client.session is shared_session()
+    assert client.pool is shared_pool(fake_customerio.url)
     assert client.send_batch(order_ops()).outcome == "delivered"
+
+
+def test_requests_go_through_the_proxy_the_environment_names(
+    fake_customerio: FakeCustomerIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with `requests`: HTTP_PROXY is used, unless NO_PROXY exempts the host. The fake
+    stands in for the proxy: it gets the request in the absolute form a proxy gets."""
+    monkeypatch.setenv("http_proxy", fake_customerio.url)
+    monkeypatch.setenv("no_proxy", "exempt.example")
+    customerio._environment_proxies.cache_clear()
+    customerio._proxy_for.cache_clear()
+    try:
+        assert customerio._proxy_for("http://exempt.example") is None
+        client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url="http://track.example")
+        assert isinstance(client.pool, urllib3.ProxyManager)
+        client.send_batch(order_ops())
+    finally:
+        customerio._environment_proxies.cache_clear()
+        customerio._proxy_for.cache_clear()
+    assert fake_customerio.requests[-1]["path"] == "http://track.example/api/v2/batch"
 
 
 # -- the fake Customer.io on its own --------------------------------------------------------
@@ -331,10 +348,10 @@ def test_fake_entity_endpoint(fake_customerio: FakeCustomerIO) -> None:
     assert response.status_code == 400 and "batch_index" not in response.json()["errors"][0]
 
 
-def test_fake_keeps_connections_alive(fake_customerio: FakeCustomerIO, session) -> None:
-    client = TrackClient(
-        site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, session=session
-    )
+def test_fake_keeps_connections_alive(
+    fake_customerio: FakeCustomerIO, pool: urllib3.PoolManager
+) -> None:
+    client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=fake_customerio.url, pool=pool)
     for _ in range(3):
         assert client.send_batch(order_ops()).outcome == "delivered"
     assert len(fake_customerio._server.open_connections) == 1  # type: ignore[union-attr]
@@ -366,9 +383,11 @@ def test_wait_for_events_and_reset(client: TrackClient, fake_customerio: FakeCus
     )
 
 
-def test_verbose_prints_a_summary(capsys: pytest.CaptureFixture[str], session) -> None:
+def test_verbose_prints_a_summary(
+    capsys: pytest.CaptureFixture[str], pool: urllib3.PoolManager
+) -> None:
     with FakeCustomerIO({SITE_ID: API_KEY}, verbose=True) as server:
-        client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=server.url, session=session)
+        client = TrackClient(site_id=SITE_ID, api_key=API_KEY, base_url=server.url, pool=pool)
         event_id = str(ULID())
         ops = order_ops(event_id)
         ops[1]["attributes"]["currency"] = "EUR"
