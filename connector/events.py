@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from ulid import ULID
@@ -30,12 +31,14 @@ class EventName(StrEnum):
 IDENTIFY_ONLY = frozenset({EventName.PROFILE_UPDATED})
 
 
+@lru_cache(maxsize=4096)
 def stable_event_id(shop_domain: str, event_name: str, natural_key: str) -> str:
     """Derive the event's id from what it is about, never from when we saw it.
 
     Customer.io dedupes on a ULID event id and ignores the ULID's time part, so the
     128 bits are a SHA-256 prefix of (shop, event name, natural key): mapping the same
-    order again always yields the same id.
+    order again always yields the same id. Remembered for the last few thousand: a batch
+    asks for each of its ids several times (look-ups, the event, its checkout).
     """
     digest = hashlib.sha256(f"{shop_domain}\x1f{event_name}\x1f{natural_key}".encode()).digest()
     return str(ULID.from_bytes(digest[:16]))
