@@ -39,7 +39,11 @@ def prefetch_events(session: Session, event_ids: set[str]) -> None:
 
     Later `find_event` calls are then answered from the session without a query.
     """
-    found = session.scalars(select(Event).where(Event.id.in_(event_ids))).all() if event_ids else []
+    found = (
+        session.scalars(select(Event).where(one_of(session, Event.id, event_ids))).all()
+        if event_ids
+        else []
+    )
     session.info[_ABSENT_EVENTS] = event_ids - {event.id for event in found}
 
 
@@ -130,7 +134,7 @@ def events_by_id(session: Session, event_ids: Iterable[str]) -> dict[str, Event]
     event_ids = list(event_ids)
     if not event_ids:
         return {}
-    loaded = session.scalars(select(Event).where(Event.id.in_(list(event_ids)))).all()
+    loaded = session.scalars(select(Event).where(one_of(session, Event.id, event_ids))).all()
     return {event.id: event for event in loaded}
 
 
@@ -304,7 +308,7 @@ def claim_due_events_of_shops(
     deliverable = set(
         session.scalars(
             select(Shop.domain).where(
-                Shop.domain.in_(shops),
+                one_of(session, Shop.domain, shops),
                 Shop.status == ShopStatus.ACTIVE,
                 Shop.cio_site_id.is_not(None),
             )
@@ -366,7 +370,7 @@ def release_unsent(session: Session, event_ids: list[str], due_at: datetime) -> 
     if event_ids:
         session.execute(
             update(Event)
-            .where(Event.id.in_(event_ids), Event.status == EventStatus.PENDING)
+            .where(one_of(session, Event.id, event_ids), Event.status == EventStatus.PENDING)
             .values(lease_owner=None, lease_until=None, next_attempt_at=due_at)
             .execution_options(synchronize_session=False)
         )
@@ -377,7 +381,7 @@ def _count_abandoned(
 ) -> None:
     """Record each abandoned send as an attempt; fail the events that used up their tries."""
     reason = "the worker stopped while sending it (its lease ran out)"
-    for event in session.scalars(select(Event).where(Event.id.in_(event_ids))).all():
+    for event in session.scalars(select(Event).where(one_of(session, Event.id, event_ids))).all():
         if event.lease_owner is None or event.status != EventStatus.PENDING:
             continue
         event.attempts += 1

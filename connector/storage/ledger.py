@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Table, event, func, select
 from sqlalchemy.orm import ORMExecuteState
 
-from connector.storage.db import Session
+from connector.storage.db import Session, one_of
 from connector.storage.driver import insert_ignore, insert_ignore_many
 from connector.storage.models import CustomerLedger, CustomerOrder
 from connector.timeutil import utcnow
@@ -38,8 +38,8 @@ def prefetch_first_orders(session: Session, people: Iterable[tuple[str, str]]) -
     found = session.scalars(
         select(CustomerLedger)
         .where(
-            CustomerLedger.shop_domain.in_(sorted({shop for shop, _ in pairs})),
-            CustomerLedger.person_key.in_(sorted({key for _, key in pairs})),
+            one_of(session, CustomerLedger.shop_domain, sorted({shop for shop, _ in pairs})),
+            one_of(session, CustomerLedger.person_key, sorted({key for _, key in pairs})),
         )
         .with_for_update()
     ).all()
@@ -225,8 +225,8 @@ def order_stats(
             func.max(CustomerOrder.ordered_at),
         )
         .where(
-            CustomerOrder.shop_domain.in_({shop for shop, _ in wanted}),
-            CustomerOrder.person_key.in_({person for _, person in wanted}),
+            one_of(session, CustomerOrder.shop_domain, {shop for shop, _ in wanted}),
+            one_of(session, CustomerOrder.person_key, {person for _, person in wanted}),
         )
         .group_by(CustomerOrder.shop_domain, CustomerOrder.person_key)
     ).all()

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Text, and_, cast, delete, func, or_, select, update
 
-from connector.storage.db import Session
+from connector.storage.db import Session, one_of
 from connector.storage.models import (
     CachedProduct,
     CustomerLedger,
@@ -136,7 +136,9 @@ def add_tombstone(session: Session, shop: str, key_hash: str) -> None:
 
 def prefetch_tombstones(session: Session, shops: Sequence[str]) -> None:
     """Which of these shops have tombstones, in one query (for `has_tombstones`)."""
-    query = select(RedactedCustomer.shop_domain).where(RedactedCustomer.shop_domain.in_(shops))
+    query = select(RedactedCustomer.shop_domain).where(
+        one_of(session, RedactedCustomer.shop_domain, shops)
+    )
     found = set(session.scalars(query.distinct()))
     session.info.setdefault(_TOMBSTONED, {}).update({shop: shop in found for shop in shops})
 

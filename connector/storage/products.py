@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from connector.storage.db import Session
+from connector.storage.db import Session, one_of
 from connector.storage.models import CachedProduct
 from connector.timeutil import utcnow
 
@@ -24,8 +24,8 @@ def cached_products(
         return {}
     rows = session.execute(
         select(CachedProduct.shop_domain, CachedProduct.product_id, CachedProduct.details).where(
-            CachedProduct.shop_domain.in_(sorted({shop for shop, _ in pairs})),
-            CachedProduct.product_id.in_(sorted({product for _, product in pairs})),
+            one_of(session, CachedProduct.shop_domain, sorted({shop for shop, _ in pairs})),
+            one_of(session, CachedProduct.product_id, sorted({product for _, product in pairs})),
             CachedProduct.fetched_at > fresh_after,
         )
     )

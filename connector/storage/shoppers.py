@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from connector.storage.db import Session
+from connector.storage.db import Session, one_of
 from connector.storage.models import CustomerLedger, CustomerOrder, ShopperConsent, ShopperEmail
 from connector.timeutil import utcnow
 
@@ -49,8 +49,8 @@ def customers_for(
         return {}
     rows = session.execute(
         select(ShopperEmail.shop_domain, ShopperEmail.email, ShopperEmail.customer_id).where(
-            ShopperEmail.shop_domain.in_(sorted({shop for shop, _ in pairs})),
-            ShopperEmail.email.in_(sorted({email for _, email in pairs})),
+            one_of(session, ShopperEmail.shop_domain, sorted({shop for shop, _ in pairs})),
+            one_of(session, ShopperEmail.email, sorted({email for _, email in pairs})),
         )
     )
     return {
@@ -146,8 +146,8 @@ def consents_for(
             ShopperConsent.channel,
             ShopperConsent.state,
         ).where(
-            ShopperConsent.shop_domain.in_(sorted({shop for shop, _ in wanted})),
-            ShopperConsent.person_key.in_(sorted({person for _, person in wanted})),
+            one_of(session, ShopperConsent.shop_domain, sorted({shop for shop, _ in wanted})),
+            one_of(session, ShopperConsent.person_key, sorted({person for _, person in wanted})),
         )
     )
     found: dict[tuple[str, str], dict[str, str]] = {}

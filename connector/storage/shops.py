@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from connector.statuses import EventStatus, ShopStatus
-from connector.storage.db import Session
+from connector.storage.db import Session, one_of
 from connector.storage.models import Event, Shop
 from connector.timeutil import utcnow
 
@@ -60,7 +60,7 @@ def get_shops(session: Session, domains: list[str]) -> list[Shop]:
     """The stored shops among `domains`, in one query."""
     if not domains:
         return []
-    return list(session.scalars(select(Shop).where(Shop.domain.in_(domains))).all())
+    return list(session.scalars(select(Shop).where(one_of(session, Shop.domain, domains))).all())
 
 
 def save_customerio_settings(session: Session, domain: str, settings: CustomerioSettings) -> Shop:
