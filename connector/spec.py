@@ -171,15 +171,14 @@ def _check_value(spec: TrackSpec, where: str, rule: Mapping[str, Any], value: An
 def _check_elements(spec: TrackSpec, where: str, items: Any, values: list[Any]) -> list[str]:
     violations: list[str] = []
     for index, element in enumerate(values):
+        at = f"{where}[{index}]"
         if items == ITEM_SCHEMA:
             if not isinstance(element, Mapping):
-                violations.append(f"{where}[{index}]: expected object, got {type_name(element)}")
+                violations.append(f"{at}: expected object, got {type_name(element)}")
             else:
-                violations.extend(
-                    _check_object(spec, f"{where}[{index}]", spec.item_schema, element)
-                )
+                violations.extend(_check_object(spec, at, spec.item_schema, element))
         elif items is not None and not _is_type(element, items):
-            violations.append(f"{where}[{index}]: expected {items}, got {type_name(element)}")
+            violations.append(f"{at}: expected {items}, got {type_name(element)}")
     return violations
 
 
