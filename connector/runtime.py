@@ -13,6 +13,7 @@ from connector.crypto import SecretBox
 from connector.spec import TrackSpec, load_spec
 from connector.storage import db
 from connector.storage.db import Engine, Sessions
+from connector.storage.inbox import InboxWriter
 
 
 @dataclass
@@ -27,9 +28,9 @@ class Runtime:
         return db.make_engine(self.settings.database_url)
 
     @cached_property
-    def autocommit_engine(self) -> Engine:
-        """The same pool, one statement per transaction: the webhook's single INSERT."""
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+    def inbox(self) -> InboxWriter:
+        """Stores verified webhooks (the door's one INSERT each)."""
+        return InboxWriter(self.engine)
 
     @cached_property
     def sessions(self) -> Sessions:

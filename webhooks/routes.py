@@ -12,7 +12,6 @@ from connector.metrics import WEBHOOKS_RECEIVED
 from connector.runtime import Runtime
 from connector.statuses import InboxState
 from connector.storage.db import StorageUnavailableError
-from connector.storage.inbox import record_delivery
 from jobs import queue
 from jobs.queue import DebouncedKicker
 from webhooks.payload import parse_body, resource_key
@@ -21,6 +20,7 @@ from webhooks.verify import WebhookError, read_headers, verify_signature
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhooks", __name__)
+WEBHOOK_PATH = "/webhooks/shopify"
 
 
 @blueprint.after_request
@@ -42,7 +42,7 @@ def refuse(error: WebhookError) -> ResponseReturnValue:
     return jsonify(error=error.reason), error.status
 
 
-@blueprint.post("/webhooks/shopify")
+@blueprint.post(WEBHOOK_PATH)
 def receive() -> ResponseReturnValue:
     """Accept a Shopify webhook once it is verified and durably stored; 503 if not stored.
 
@@ -63,8 +63,7 @@ def receive() -> ResponseReturnValue:
         g.webhook_answer = "ignored"
         return jsonify(status="ignored", reason="topic not handled"), 200
     try:
-        created = record_delivery(  # one statement, one round trip
-            rt.autocommit_engine,
+        created = rt.inbox.record(  # one statement, one round trip
             {
                 "shop_domain": headers.shop_domain,
                 "topic": headers.topic,
@@ -83,10 +82,19 @@ def receive() -> ResponseReturnValue:
         return jsonify(error="storage unavailable"), 503
     g.webhook_answer = "accepted" if created else "duplicate"
     if not created:
-        return jsonify(status="duplicate"), 200
+        return _answer(_DUPLICATE)
     kicker: DebouncedKicker = current_app.extensions["kicker"]
     kicker.kick(rt.redis, rt.settings.queue_name, queue.PROCESS)
-    return jsonify(status="accepted"), 200
+    return _answer(_ACCEPTED)
+
+
+# The two answers Shopify gets by the thousand, encoded once (jsonify cost 5 % of the door).
+_ACCEPTED = b'{"status":"accepted"}\n'
+_DUPLICATE = b'{"status":"duplicate"}\n'
+
+
+def _answer(body: bytes) -> Response:
+    return current_app.response_class(body, status=200, mimetype="application/json")
 
 
 def _read_body(limit: int) -> bytes:

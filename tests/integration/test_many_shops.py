@@ -18,7 +18,6 @@ from connector.runtime import Runtime
 from connector.statuses import EventStatus, InboxState
 from connector.storage import events
 from connector.storage.db import transaction
-from connector.storage.inbox import record_delivery
 from connector.storage.models import Event, WebhookDelivery
 from connector.timeutil import utcnow
 from jobs import queue
@@ -231,7 +230,7 @@ def test_a_mapping_job_ends_once_caught_up_while_webhooks_keep_arriving(
             number += 1
             order = make_order(9_500_000 + number)
             values = {"shop_domain": shop, "topic": "orders/create", "body": json.dumps(order)}
-            record_delivery(rt.autocommit_engine, {**values, "shopify_event_id": f"t-{number}"})
+            rt.inbox.record({**values, "shopify_event_id": f"t-{number}"})
             time.sleep(0.002)
 
     thread = threading.Thread(target=arrive)

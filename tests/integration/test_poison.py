@@ -22,7 +22,6 @@ from connector.runtime import Runtime
 from connector.statuses import EventStatus, InboxState
 from connector.storage import events
 from connector.storage.db import transaction
-from connector.storage.inbox import record_delivery
 from connector.storage.models import Event, WebhookDelivery
 from jobs.tasks import PROCESS_LOCK_WAIT_SECONDS, deliverer, process_inbox
 from tests.support import (
@@ -115,8 +114,7 @@ HARMLESS = {
 
 
 def store(rt: Runtime, topic: str, body: str, event_id: str) -> None:
-    assert record_delivery(
-        rt.autocommit_engine,
+    assert rt.inbox.record(
         {
             "shop_domain": SHOP,
             "topic": topic,
