@@ -213,6 +213,7 @@ def test_an_event_whose_sends_keep_dying_fails_after_the_retry_schedule(
         with transaction(rt.sessions) as session:  # claim and die: the lease runs out at once
             claimed = events.claim_due_events(session, SHOP, 10, -1, max_attempts)
             assert [event.id for event in claimed] == [event_id]
+            assert claimed[0].lease_owner is not None  # the new lease, also once abandoned
     with transaction(rt.sessions) as session:
         assert events.claim_due_events(session, SHOP, 10, -1, max_attempts) == []
         stored = session.get(Event, event_id)
