@@ -13,6 +13,7 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
+    any_,
     bindparam,
     func,
     insert,
@@ -346,6 +347,8 @@ def claim_due_events_of_shops(
     if dialect == "postgresql":
         # One statement: lock the candidates another claim has not locked, lease them and
         # read them back (three round trips before; the claim was most of a round's wait).
+        # ARRAY(...) locks once; as `id IN (...)` a planner without statistics ran the
+        # locking subquery again for every pending event (0.4 s a claim at 2,000 pending).
         unlocked = (
             select(Event.id)
             .where(one_of(session, Event.id, ids))
@@ -354,7 +357,7 @@ def claim_due_events_of_shops(
         )
         leased = session.scalars(
             update(Event)
-            .where(Event.id.in_(unlocked), still_due)
+            .where(Event.id == any_(func.array(unlocked)), still_due)
             .values(**lease)
             .returning(Event)
             # populate_existing: events loaded above (abandoned ones) take the new lease

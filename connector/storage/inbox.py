@@ -15,8 +15,10 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    any_,
     delete,
     event,
+    func,
     select,
     text,
     union_all,
@@ -193,14 +195,20 @@ def received_deliveries(
         if only is not None:
             values["only"] = list(only)
         oldest = _OLDEST_RECEIVED if only is None else _OLDEST_RECEIVED_OF_ONLY
-        ids: Any = oldest.bindparams(**values, state=InboxState.RECEIVED)
+        found = oldest.bindparams(**values, state=InboxState.RECEIVED).subquery()
+        # ARRAY(...) gathers the ids once, then the rows are found by primary key. As a
+        # plain IN, a planner without statistics (a new table, or a burst after a quiet
+        # spell) ran the per-shop subqueries again for every received row: 0.6 s for one
+        # batch of a shop with 2,000 webhooks waiting.
+        wanted = WebhookDelivery.id == any_(func.array(select(found.c.id).scalar_subquery()))
     else:
         ids = list(session.scalars(_oldest_received_union(shops, per_shop, only)))
         if not ids:
             return []
+        wanted = WebhookDelivery.id.in_(ids)
     return session.scalars(
         select(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(ids), WebhookDelivery.state == InboxState.RECEIVED)
+        .where(wanted, WebhookDelivery.state == InboxState.RECEIVED)
         .order_by(WebhookDelivery.id)
         .with_for_update(skip_locked=True)
     ).all()
