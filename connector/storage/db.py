@@ -90,9 +90,10 @@ def make_engine(database_url: str) -> Engine:
         return engine
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
-    # No pre-ping: it costs a round trip on every webhook. After a database restart the
-    # first statement on a dead connection fails (the webhook gets 503 and Shopify retries,
-    # a job is retried) and SQLAlchemy then discards the whole pool.
+    # No pre-ping: it costs a round trip per checkout. After a database restart the first
+    # statement on a dead connection fails (a job is retried) and SQLAlchemy then discards
+    # the whole pool; the webhook's INSERT keeps connections of its own and tries a failed
+    # one once more on a new connection (storage/inbox.py).
     # hide_parameters: a failed statement's message never carries the shopper's values
     # into a log line or a stored job failure.
     return create_engine(
