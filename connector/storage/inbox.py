@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
@@ -51,14 +52,15 @@ class InboxWriter:
     round trip, with no BEGIN or COMMIT, no checkout, reset or autocommit switch (60 µs of
     client CPU a webhook, a tenth of the door's). A kept connection that fails is closed and
     the INSERT tried once more on a new one, so after a database restart the next webhook is
-    stored rather than refused. SQLite borrows a pooled connection and commits.
+    stored rather than refused. A thread's connection is closed when the thread ends or the
+    engine is disposed. SQLite borrows a pooled connection and commits.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._keeps_connections = engine.dialect.name == "postgresql"
         self._local = threading.local()
-        self._kept: set[PoolProxiedConnection] = set()
+        self._kept: weakref.WeakSet[_KeptConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
         if self._keeps_connections:
             event.listen(engine, "engine_disposed", self._close_kept)
@@ -125,41 +127,55 @@ class InboxWriter:
         return connection
 
     def _kept_connection(self) -> PoolProxiedConnection | None:
-        kept: tuple[int, PoolProxiedConnection] | None = getattr(self._local, "kept", None)
+        kept: _KeptConnection | None = getattr(self._local, "kept", None)
         if kept is None:
             return None
-        pid, connection = kept
-        if pid != os.getpid():  # inherited through a fork: the parent's session
-            self._local.kept = None
-            _LEFT_BY_PARENT.append(connection)  # never closed here, so never terminated
-            return None
-        if connection.dbapi_connection is None:  # closed when the engine was disposed
+        if kept.pid != os.getpid():  # inherited through a fork: the parent's session
+            _LEFT_BY_PARENT.append(kept)  # never closed here, so never terminated
             self._local.kept = None
             return None
-        return connection
+        if kept.connection.dbapi_connection is None:  # closed when the engine was disposed
+            self._local.kept = None
+            return None
+        return kept.connection
 
     def _keep(self, connection: PoolProxiedConnection) -> None:
-        self._local.kept = (os.getpid(), connection)
+        kept = _KeptConnection(connection)
+        self._local.kept = kept
         with self._lock:
-            self._kept.add(connection)
+            self._kept.add(kept)
 
     def _discard(self, connection: PoolProxiedConnection) -> None:
         self._local.kept = None
-        with self._lock:
-            self._kept.discard(connection)
         with suppress(Exception):  # already broken: closing is all that is left
             connection.close()
 
     def _close_kept(self, _engine: Engine) -> None:
         """The engine was disposed (tests, shutdown): close every thread's connection."""
         with self._lock:
-            kept, self._kept = self._kept, set()
-        for connection in kept:
+            kept = list(self._kept)
+        for each in kept:
+            each.close()
+
+
+class _KeptConnection:
+    """A thread's own connection, closed when nothing holds it any more: when its thread
+    ends, Python drops the thread's `threading.local` values, and with them this."""
+
+    def __init__(self, connection: PoolProxiedConnection) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+
+    def close(self) -> None:
+        if self.pid == os.getpid():  # a parent's connection is the parent's to close
             with suppress(Exception):
-                connection.close()
+                self.connection.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
-_LEFT_BY_PARENT: list[PoolProxiedConnection] = []
+_LEFT_BY_PARENT: list[_KeptConnection] = []
 
 
 _INBOX = cast(Table, WebhookDelivery.__table__)

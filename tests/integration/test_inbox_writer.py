@@ -47,6 +47,14 @@ def connected(rt: Runtime, pid: int) -> bool:
         return bool(conn.execute(query, {"pid": pid}).scalar())
 
 
+def disconnected(rt: Runtime, pid: int) -> bool:
+    """Whether PostgreSQL's process `pid` is gone, waiting up to 5 s for it to exit."""
+    deadline = time.monotonic() + 5
+    while connected(rt, pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not connected(rt, pid)
+
+
 @pytest.fixture
 def pg(rt: Runtime) -> Runtime:
     if rt.engine.dialect.name != "postgresql":
@@ -71,6 +79,8 @@ def test_one_connection_serves_a_thread_s_webhooks(pg: Runtime) -> None:
     other_thread.join()
     assert len(pids) == 2 and pids[0] != pids[1]  # a connection is never shared by threads
     assert stored(pg) == 6
+    assert disconnected(pg, pids[1])  # the thread ended: its connection is closed
+    assert connected(pg, pids[0])
 
 
 def test_a_connection_the_server_dropped_is_replaced_and_the_webhook_stored(
@@ -93,8 +103,5 @@ def test_disposing_the_engine_closes_the_kept_connection(pg: Runtime) -> None:
     kept = pids[-1]
     assert connected(pg, kept)
     pg.engine.dispose()
-    deadline = time.monotonic() + 5
-    while connected(pg, kept) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not connected(pg, kept)
+    assert disconnected(pg, kept)
     assert pg.inbox.record(webhook("e-2"))  # and the next webhook opens a new one
