@@ -59,8 +59,8 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
 class NoSessionForWebhooks(SecureCookieSessionInterface):
     """Flask's cookie sessions, except for Shopify's webhooks, which carry no cookie and
-    need none: opening one (a signing serializer, the cookie read) cost about 5 % of the
-    door's CPU. Flask gives those requests its null session, which refuses writes."""
+    need none: opening one (a signing serializer, the cookie read) cost a few per cent of
+    the door's CPU. Flask gives those requests its null session, which refuses writes."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path == WEBHOOK_PATH:

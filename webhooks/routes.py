@@ -88,7 +88,8 @@ def receive() -> ResponseReturnValue:
     return _answer(_ACCEPTED)
 
 
-# The two answers Shopify gets by the thousand, encoded once (jsonify cost 5 % of the door).
+# The two answers Shopify gets by the thousand, encoded once (jsonify costs a few per cent
+# of the door's CPU).
 _ACCEPTED = b'{"status":"accepted"}\n'
 _DUPLICATE = b'{"status":"duplicate"}\n'
 

@@ -99,7 +99,7 @@ def claim_first_order(
     }
     key = (shop_domain, person_key)
     _known(session).pop(key, None)
-    if _insert_ignore(session, _table(CustomerLedger), values):
+    if insert_ignore(session, _table(CustomerLedger), values):
         _known(session)[key] = (order_id, ordered_at)  # the row is ours (locked) until commit
         return order_id
     ledger = session.get(CustomerLedger, (shop_domain, person_key))  # a concurrent claim won
@@ -191,12 +191,12 @@ def seed_order(
     one (history is read oldest first); False when the order was already recorded."""
     values = {"shop_domain": shop_domain, "person_key": person_key}
     _known(session).pop((shop_domain, person_key), None)
-    _insert_ignore(
+    insert_ignore(
         session,
         _table(CustomerLedger),
         {**values, "first_order_id": order_id, "first_order_at": ordered_at},
     )
-    return _insert_ignore(
+    return insert_ignore(
         session, _table(CustomerOrder), {**values, "order_id": order_id, "ordered_at": ordered_at}
     )
 
@@ -246,9 +246,3 @@ def _table(model: type[CustomerLedger] | type[CustomerOrder]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
-
-
-def _insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
-    """INSERT unless a row with the same unique key exists; True when a row was inserted.
-    The first-order claim, on the mapping path: on the driver's cursor (`storage.driver`)."""
-    return insert_ignore(session, table, values)
