@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request, jsonify
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.config import Settings
 from connector.csrf import csrf_token
-from connector.headers import secure_transport
+from connector.headers import secure_transport, transport_headers
 from connector.keys import check_secret_key
 from connector.logs import configure_logging
 from connector.runtime import Runtime
 from jobs.queue import DebouncedKicker
-from webhooks.routes import WEBHOOK_PATH
+from webhooks.endpoint import WebhookEndpoint
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:
@@ -31,7 +30,6 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     # Sessions (staff console, merchant settings) travel only with same-site requests and
     # top-level navigations such as Shopify's OAuth redirect back to us.
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.session_interface = NoSessionForWebhooks()
     secure_transport(app, runtime.settings)
     app.extensions["connector"] = runtime
     app.extensions["kicker"] = DebouncedKicker(runtime.settings.kick_debounce_seconds)
@@ -41,9 +39,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     from connector.install.oauth import blueprint as install_blueprint
     from connector.install.settings import blueprint as settings_blueprint
     from connector.monitoring import blueprint as monitoring_blueprint
-    from webhooks.routes import blueprint as webhooks_blueprint
 
-    app.register_blueprint(webhooks_blueprint)
     app.register_blueprint(install_blueprint)
     app.register_blueprint(settings_blueprint)
     app.register_blueprint(console_blueprint)
@@ -54,15 +50,8 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
         return jsonify(error="body too large"), 413
 
+    # Shopify's webhooks are answered before Flask sees them (webhooks/endpoint.py).
+    app.wsgi_app = WebhookEndpoint(  # type: ignore[method-assign]
+        app.wsgi_app, runtime, app.extensions, transport_headers(runtime.settings)
+    )
     return app
-
-
-class NoSessionForWebhooks(SecureCookieSessionInterface):
-    """Flask's cookie sessions, except for Shopify's webhooks, which carry no cookie and
-    need none: opening one (a signing serializer, the cookie read) cost a few per cent of
-    the door's CPU. Flask gives those requests its null session, which refuses writes."""
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path == WEBHOOK_PATH:
-            return None
-        return super().open_session(app, request)

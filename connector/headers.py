@@ -21,8 +21,14 @@ def serves_https(settings: Settings) -> bool:
     return urlsplit(settings.app_url).scheme == "https"
 
 
+def transport_headers(settings: Settings) -> list[tuple[str, str]]:
+    """The headers every answer carries: HSTS on an https APP_URL, none on plain http."""
+    return [("Strict-Transport-Security", HSTS)] if serves_https(settings) else []
+
+
 def secure_transport(app: Flask, settings: Settings) -> None:
-    """On an https APP_URL: session cookies only over https, and HSTS on every answer.
+    """On an https APP_URL: session cookies only over https, and HSTS on every answer (the
+    webhook endpoint, which Flask does not serve, adds `transport_headers` itself).
 
     A plain-http APP_URL (the local demo) gets neither: browsers would drop a Secure cookie.
     """
@@ -34,7 +40,7 @@ def secure_transport(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def strict_transport(response: Response) -> Response:
-        response.headers["Strict-Transport-Security"] = HSTS
+        response.headers.extend(transport_headers(settings))
         return response
 
 

@@ -57,6 +57,57 @@ def assert_refused(answer: tuple[int, dict[str, str]], status: int, reason: str,
     assert inbox(rt) == []
 
 
+def test_the_endpoint_answers_before_flask_and_the_rest_reaches_flask(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    """The webhook path is answered by webhooks/endpoint.py, not by a Flask view: no
+    session cookie, plain JSON; a method other than POST is 405 naming POST; other paths
+    are still Flask's."""
+    code, answer = post(client, ORDER)
+    assert (code, answer) == (200, {"status": "accepted"})
+    response = client.post(
+        "/webhooks/shopify", data=ORDER, headers=signed_headers(ORDER, "orders/create", "door-1")
+    )
+    assert response.get_json() == {"status": "duplicate"}
+    assert response.headers["Content-Type"] == "application/json"
+    assert "Set-Cookie" not in response.headers
+    refused = client.get("/webhooks/shopify")
+    assert (refused.status_code, refused.headers["Allow"]) == (405, "POST")
+    assert refused.get_json() == {"error": "method not allowed"}
+    assert len(inbox(rt)) == 1
+    assert client.get("/webhooks/shopify/elsewhere").status_code == 404  # Flask's answer
+    assert client.get("/healthz").status_code in (200, 503)  # a Flask view
+
+
+def test_webhook_answers_carry_hsts_on_an_https_app_url(rt: Runtime) -> None:
+    secure = Runtime(replace(rt.settings, app_url="https://connector.example.com"))
+    try:
+        for app_runtime, expected in ((secure, "max-age=31536000"), (rt, None)):
+            client = create_app(app_runtime).test_client()
+            response = client.get("/webhooks/shopify")
+            assert response.headers.get("Strict-Transport-Security") == expected
+    finally:
+        secure.engine.dispose()
+
+
+class BrokenInbox:
+    """An inbox with a bug in it: not the storage being down, which is a 503."""
+
+    def record(self, _values: object) -> bool:
+        raise KeyError("a bug")
+
+
+def test_an_unexpected_error_is_a_500_that_is_logged_and_counted(
+    client: FlaskClient, rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt.inbox = BrokenInbox()  # type: ignore[assignment]
+    code, answer = post(client, ORDER)
+    assert (code, answer) == (500, {"error": "internal error"})
+    assert "webhook failed" in caplog.text and "KeyError" in caplog.text
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'answer="error",status="500",topic="orders/create"' in metrics
+
+
 def test_a_non_ascii_signature_is_401(client: FlaskClient, rt: Runtime) -> None:
     answer = post(client, ORDER, X_Shopify_Hmac_Sha256="é" * 44)
     assert_refused(answer, 401, "X-Shopify-Hmac-Sha256 is not base64", rt)
