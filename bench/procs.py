@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from connector.gunicorn_config import default_workers
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -82,6 +84,11 @@ def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
         pass
 
 
+def web_workers() -> int:
+    """The web workers the Procfile's gunicorn runs on this machine."""
+    return int(os.environ.get("WEB_CONCURRENCY") or default_workers())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,10 +110,14 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.
 
 
 def gunicorn_args(
-    app: str, port: int, *, pythonpath: Path | None = None, workers: int = 2
+    app: str, port: int, *, pythonpath: Path | None = None, workers: int | None = None
 ) -> list[str]:
-    """Two sync workers on loopback, no access log: the same for the baseline and the app."""
-    args = [PYTHON, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync"]
+    """Sync workers on loopback, no access log: the same for the baseline and the app.
+
+    `workers` defaults to what the Procfile runs: WEB_CONCURRENCY, else (2 x cores) + 1.
+    """
+    count = workers or web_workers()
+    args = [PYTHON, "-m", "gunicorn", "--workers", str(count), "--worker-class", "sync"]
     args += os.environ.get("BENCH_GUNICORN_ARGS", "").split()  # experiments: later ones win
     args += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     if pythonpath is not None:

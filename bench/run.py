@@ -13,6 +13,7 @@ See docs/benchmarks.md for what each figure means.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import sys
@@ -23,7 +24,7 @@ from connector.dev.isolation import claimed_redis_database
 
 import phases
 from loadgen import tool_name
-from procs import Children, bench_workdir
+from procs import Children, bench_workdir, web_workers
 from stack import DEFAULT_PG_URL, REDIS_SERVER, pg_reachable
 
 INGEST_TARGET = 0.35  # connector req/s >= 35% of bare Flask
@@ -99,7 +100,12 @@ def ingest_table(result: phases.IngestResult) -> str:
         )
     header = ["server", "req/s", "rounds", "vs bare", "requests", "non-200", "sock err"]
     header += ["p50/p99 ms", "rows/200s"]
-    title = f"Ingest ({result.body_bytes} B signed orders/create, {result.tool})"
+    workers = (
+        f"gunicorn {web_workers()} sync workers each"
+        + " "
+        + " ".join(os.environ.get("BENCH_GUNICORN_ARGS", "").split())
+    )
+    title = f"Ingest ({result.body_bytes} B signed orders/create, {result.tool}, {workers.strip()})"
     return table(title, header, rows)
 
 

@@ -10,6 +10,10 @@ totals never go backwards.
 
 Logs: gunicorn's own error and access logs follow LOG_FORMAT (text or json).
 
+Workers: WEB_CONCURRENCY, else gunicorn's own advice, two per core plus one. A sync worker
+waits for PostgreSQL's commit on every webhook; with one worker a core, a fifth of the
+machine sat idle under load (docs/benchmarks.md, seventh session).
+
 Nothing here imports prometheus_client at import: it decides at its own import whether it
 runs in multiprocess mode, so that must happen after `on_starting` set the directory.
 """
@@ -22,6 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from connector.logs import FORMATS, gunicorn_logconfig
+
+
+def default_workers(cpu_count: int | None = None) -> int:
+    """Web workers when WEB_CONCURRENCY is unset: (2 x cores) + 1."""
+    return 2 * (cpu_count or os.cpu_count() or 1) + 1
+
+
+workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())
 
 _log_format = os.environ.get("LOG_FORMAT", "text").lower()
 logconfig_dict = gunicorn_logconfig(
