@@ -1,45 +1,53 @@
-"""The `connector` command line: one module per command group."""
+"""The `connector` command line: one module per command group, imported when it is run.
+
+`connector worker` starts with every restart and every scale-out; importing all the other
+commands with it (the embedded Redis, Alembic, the console's password hashing) took about
+a third of its start-up (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from connector.cli import (
-    db,
-    events,
-    history,
-    keys,
-    prune,
-    reconcile,
-    replay,
-    run,
-    shopify_config,
-    shops,
-    spec,
-    staff,
-    webhook,
-    webhooks,
-)
+# command name -> "module:attribute" of its click command or group
+COMMANDS = {
+    "db": "connector.cli.db:db",
+    "shops": "connector.cli.shops:shops",
+    "spec": "connector.cli.spec:spec",
+    "replay": "connector.cli.replay:replay",
+    "events": "connector.cli.events:events",
+    "webhooks": "connector.cli.webhooks:webhooks",
+    "webhook": "connector.cli.webhook:webhook",
+    "staff": "connector.cli.staff:staff",
+    "keys": "connector.cli.keys:keys",
+    "history": "connector.cli.history:history",
+    "reconcile": "connector.cli.reconcile:reconcile",
+    "prune": "connector.cli.prune:prune_command",
+    "sweep": "connector.cli.run:sweep",
+    "worker": "connector.cli.run:worker",
+    "serve": "connector.cli.run:serve",
+    "shopify": "connector.cli.shopify_config:shopify",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when one is run or listed in --help
+    (click's documented pattern for lazily loaded subcommands)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """Shopify -> Customer.io purchase-feed connector."""
-
-
-main.add_command(db.db)
-main.add_command(shops.shops)
-main.add_command(spec.spec)
-main.add_command(replay.replay)
-main.add_command(events.events)
-main.add_command(webhooks.webhooks)
-main.add_command(webhook.webhook)
-main.add_command(staff.staff)
-main.add_command(keys.keys)
-main.add_command(history.history)
-main.add_command(reconcile.reconcile)
-main.add_command(prune.prune_command)
-main.add_command(run.sweep)
-main.add_command(run.worker)
-main.add_command(run.serve)
-main.add_command(shopify_config.shopify)

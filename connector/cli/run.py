@@ -8,7 +8,6 @@ import click
 
 from connector.cli.params import current_runtime
 from connector.config import ConfigError
-from connector.dev.serve import serve as run_serve
 from jobs.tasks import sweep as run_sweep
 from jobs.worker import run_worker
 
@@ -47,4 +46,6 @@ def worker(burst: bool, with_sweep: bool) -> None:
 @click.option("--web-workers", default=2, show_default=True)
 def serve(demo: bool, host: str, port: int, web_workers: int) -> None:
     """Run web (gunicorn) + worker (+ embedded Redis, SQLite defaults) until Ctrl-C."""
+    from connector.dev.serve import serve as run_serve  # the embedded Redis: not for workers
+
     run_serve(demo=demo, host=host, port=port, web_workers=web_workers)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -16,6 +14,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import jsontext
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "Engine",
@@ -156,6 +157,10 @@ def transaction(sessions: Sessions) -> Iterator[Session]:
 
 
 def alembic_config(database_url: str) -> Config:
+    # Alembic is imported here, not at the top: every worker and CLI command imports this
+    # module, and only migrations need Alembic (a tenth of a second at each start).
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -168,6 +173,8 @@ def upgrade(engine: Engine, secret_key: str | None = None) -> None:
     `secret_key` (CONNECTOR_SECRET_KEY) is needed by migrations that re-key stored values
     (0009: redaction tombstones), only when there are such values.
     """
+    from alembic import command
+
     url = engine.url.render_as_string(hide_password=False)
     config = alembic_config(url)
     migrating = _transactional_sqlite(url) if engine.dialect.name == "sqlite" else engine
