@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from connector import jsontext
@@ -102,6 +102,9 @@ class WebhookEndpoint:
             return Answer(error.status, _error_body(error.reason), "refused")
         except RequestEntityTooLarge:
             return TOO_LARGE
+        except HTTPException as error:  # werkzeug's: a body cut short by the client (400)
+            log.info("webhook refused: %s (%s)", error.code, error.name)
+            return Answer(error.code or 400, _error_body(error.name.lower()), "refused")
         except StorageUnavailableError as exc:
             log.error("webhook not stored (%s): answering 503 so Shopify retries", exc)
             return UNAVAILABLE

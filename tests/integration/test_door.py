@@ -7,6 +7,7 @@ Run on SQLite and on PostgreSQL: SQLite stores an over-long value that PostgreSQ
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import signal
@@ -77,6 +78,28 @@ def test_the_endpoint_answers_before_flask_and_the_rest_reaches_flask(
     assert len(inbox(rt)) == 1
     assert client.get("/webhooks/shopify/elsewhere").status_code == 404  # Flask's answer
     assert client.get("/healthz").status_code in (200, 503)  # a Flask view
+
+
+def test_a_body_shorter_than_its_content_length_is_400(client: FlaskClient, rt: Runtime) -> None:
+    """The client went away mid-body (werkzeug raises ClientDisconnected): bad input, a 4xx,
+    not an error of ours."""
+    answers = []
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/webhooks/shopify",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(ORDER[:100]),
+        "CONTENT_LENGTH": str(len(ORDER)),
+        **{
+            f"HTTP_{k.upper().replace('-', '_')}": v
+            for k, v in signed_headers(ORDER, "orders/create", "cut").items()
+        },
+    }
+    body = b"".join(client.application(environ, lambda status, _headers: answers.append(status)))
+    assert answers == ["400 Bad Request"], body
+    assert inbox(rt) == []
 
 
 def test_webhook_answers_carry_hsts_on_an_https_app_url(rt: Runtime) -> None:
