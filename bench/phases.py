@@ -25,6 +25,7 @@ from procs import (
     free_port,
     gunicorn_args,
     wait_for_port,
+    wait_until_booted,
 )
 from stack import (
     SITE_ID,
@@ -75,6 +76,8 @@ def start_web(children: Children, app: str, env: dict[str, str], log: Path, **kw
     port = free_port()
     proc = children.start(gunicorn_args(app, port, **kw), env, log)
     wait_for_port(port, proc)
+    if Path("/proc").is_dir():
+        wait_until_booted(proc.pid)
     return port
 
 

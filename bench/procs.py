@@ -109,6 +109,42 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
+def wait_until_booted(pid: int, timeout: float = 60.0, window: float = 0.5) -> None:
+    """Wait until the processes `pid` forked (gunicorn's workers) have finished loading the
+    app: their CPU over `window` seconds drops below a tenth of a core.
+
+    gunicorn listens before its workers have imported the app; with five workers on two
+    cores that takes seconds, and a load started at once measured their start-up (a
+    latency run's first second) rather than the connector (docs/benchmarks.md).
+    """
+    deadline = time.monotonic() + timeout
+    before = _children_cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = _children_cpu(pid)
+        if now[1] and now[0] - before[0] < 0.1 * window:
+            return
+        before = now
+    raise RuntimeError(f"gunicorn {pid}: workers still busy starting after {timeout:.0f}s")
+
+
+def _children_cpu(pid: int) -> tuple[float, int]:
+    """(CPU seconds used so far, how many) of the processes whose parent is `pid` (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, count = 0.0, 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            count += 1
+    return total, count
+
+
 def gunicorn_args(
     app: str, port: int, *, pythonpath: Path | None = None, workers: int | None = None
 ) -> list[str]:
