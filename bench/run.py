@@ -100,12 +100,9 @@ def ingest_table(result: phases.IngestResult) -> str:
         )
     header = ["server", "req/s", "rounds", "vs bare", "requests", "non-200", "sock err"]
     header += ["p50/p99 ms", "rows/200s"]
-    workers = (
-        f"gunicorn {web_workers()} sync workers each"
-        + " "
-        + " ".join(os.environ.get("BENCH_GUNICORN_ARGS", "").split())
-    )
-    title = f"Ingest ({result.body_bytes} B signed orders/create, {result.tool}, {workers.strip()})"
+    # gunicorn's options for every server; of two --workers, the later wins
+    web = f"gunicorn --workers {web_workers()} {os.environ.get('BENCH_GUNICORN_ARGS', '')}"
+    title = f"Ingest ({result.body_bytes} B signed orders/create, {result.tool}, {web.strip()})"
     return table(title, header, rows)
 
 

@@ -40,7 +40,8 @@ def secure_transport(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def strict_transport(response: Response) -> Response:
-        response.headers.extend(transport_headers(settings))
+        for name, value in transport_headers(settings):
+            response.headers[name] = value
         return response
 
 
