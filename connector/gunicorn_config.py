@@ -30,7 +30,15 @@ from connector.logs import FORMATS, gunicorn_logconfig
 
 def default_workers(cpu_count: int | None = None) -> int:
     """Web workers when WEB_CONCURRENCY is unset: (2 x cores) + 1."""
-    return 2 * (cpu_count or os.cpu_count() or 1) + 1
+    return 2 * (cpu_count or available_cores()) + 1
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's cpuset, `taskset`), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity outside Linux
+        return os.cpu_count() or 1
 
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())
