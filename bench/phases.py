@@ -25,7 +25,6 @@ from procs import (
     free_port,
     gunicorn_args,
     wait_for_port,
-    wait_until_booted,
 )
 from stack import (
     SITE_ID,
@@ -38,6 +37,7 @@ from stack import (
     inbox_count,
     unprocessed_count,
 )
+from usage import group_seconds
 
 CONNECTOR_APP = "connector.app:create_app()"
 CIO_DELAY = 0.02  # the fake Customer.io answers each request after 20 ms
@@ -79,6 +79,25 @@ def start_web(children: Children, app: str, env: dict[str, str], log: Path, **kw
     if Path("/proc").is_dir():
         wait_until_booted(proc.pid)
     return port
+
+
+def wait_until_booted(group: int, timeout: float = 60.0, window: float = 0.5) -> None:
+    """Wait until gunicorn's workers have loaded the app: two windows in a row in which its
+    process group used less than a tenth of a core.
+
+    gunicorn listens before its workers have imported the app; with five workers on two
+    cores that takes seconds, and a load started at once measured their start-up (a
+    latency run's first second) rather than the connector (docs/benchmarks.md).
+    """
+    deadline = time.monotonic() + timeout
+    before, quiet = group_seconds([group]), 0
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn {group}: still busy starting after {timeout:.0f}s")
+        time.sleep(window)
+        now = group_seconds([group])
+        quiet = quiet + 1 if now - before < 0.1 * window else 0
+        before = now
 
 
 def start_fake() -> FakeCustomerIO:

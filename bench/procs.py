@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from connector.gunicorn_config import default_workers
+from connector.gunicorn_config import configured_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -84,11 +84,6 @@ def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
         pass
 
 
-def web_workers() -> int:
-    """The web workers the Procfile's gunicorn runs on this machine."""
-    return int(os.environ.get("WEB_CONCURRENCY") or default_workers())
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -109,42 +104,6 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
-def wait_until_booted(pid: int, timeout: float = 60.0, window: float = 0.5) -> None:
-    """Wait until the processes `pid` forked (gunicorn's workers) have finished loading the
-    app: their CPU over `window` seconds drops below a tenth of a core.
-
-    gunicorn listens before its workers have imported the app; with five workers on two
-    cores that takes seconds, and a load started at once measured their start-up (a
-    latency run's first second) rather than the connector (docs/benchmarks.md).
-    """
-    deadline = time.monotonic() + timeout
-    before = _children_cpu(pid)
-    while time.monotonic() < deadline:
-        time.sleep(window)
-        now = _children_cpu(pid)
-        if now[1] and now[0] - before[0] < 0.1 * window:
-            return
-        before = now
-    raise RuntimeError(f"gunicorn {pid}: workers still busy starting after {timeout:.0f}s")
-
-
-def _children_cpu(pid: int) -> tuple[float, int]:
-    """(CPU seconds used so far, how many) of the processes whose parent is `pid` (Linux)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, count = 0.0, 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            count += 1
-    return total, count
-
-
 def gunicorn_args(
     app: str, port: int, *, pythonpath: Path | None = None, workers: int | None = None
 ) -> list[str]:
@@ -152,7 +111,7 @@ def gunicorn_args(
 
     `workers` defaults to what the Procfile runs: WEB_CONCURRENCY, else (2 x cores) + 1.
     """
-    count = workers or web_workers()
+    count = workers or configured_workers()
     args = [PYTHON, "-m", "gunicorn", "--workers", str(count), "--worker-class", "sync"]
     args += os.environ.get("BENCH_GUNICORN_ARGS", "").split()  # experiments: later ones win
     args += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]

@@ -21,10 +21,11 @@ import time
 from types import FrameType
 
 from connector.dev.isolation import claimed_redis_database
+from connector.gunicorn_config import configured_workers
 
 import phases
 from loadgen import tool_name
-from procs import Children, bench_workdir, web_workers
+from procs import Children, bench_workdir
 from stack import DEFAULT_PG_URL, REDIS_SERVER, pg_reachable
 
 INGEST_TARGET = 0.35  # connector req/s >= 35% of bare Flask
@@ -101,7 +102,7 @@ def ingest_table(result: phases.IngestResult) -> str:
     header = ["server", "req/s", "rounds", "vs bare", "requests", "non-200", "sock err"]
     header += ["p50/p99 ms", "rows/200s"]
     # gunicorn's options for every server; of two --workers, the later wins
-    web = f"gunicorn --workers {web_workers()} {os.environ.get('BENCH_GUNICORN_ARGS', '')}"
+    web = f"gunicorn --workers {configured_workers()} {os.environ.get('BENCH_GUNICORN_ARGS', '')}"
     title = f"Ingest ({result.body_bytes} B signed orders/create, {result.tool}, {web.strip()})"
     return table(title, header, rows)
 

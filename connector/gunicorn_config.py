@@ -41,7 +41,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())
+def configured_workers() -> int:
+    """WEB_CONCURRENCY, else `default_workers()` (the bench runs the same count)."""
+    return int(os.environ.get("WEB_CONCURRENCY") or default_workers())
+
+
+workers = configured_workers()
 
 _log_format = os.environ.get("LOG_FORMAT", "text").lower()
 logconfig_dict = gunicorn_logconfig(

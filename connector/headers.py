@@ -40,8 +40,7 @@ def secure_transport(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def strict_transport(response: Response) -> Response:
-        for name, value in transport_headers(settings):
-            response.headers[name] = value
+        response.headers["Strict-Transport-Security"] = HSTS
         return response
 
 
